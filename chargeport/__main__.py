@@ -1,0 +1,5 @@
+import sys
+
+from chargeport.cli import main
+
+sys.exit(main())

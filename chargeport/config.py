@@ -1,0 +1,320 @@
+"""TOML configuration for main and satellite boards, validated on load.
+
+Every section is a frozen dataclass; `load_config` walks the TOML against the dataclass
+annotations and raises `ConfigError` with one line naming the file, the key and what is
+expected. Unknown keys are errors too (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+__all__ = [
+    "AgentConfig",
+    "BoardConfig",
+    "ConfigError",
+    "DashboardConfig",
+    "EnergyConfig",
+    "FirmwareConfig",
+    "LinkConfig",
+    "MainConfig",
+    "MqttConfig",
+    "OcppConfig",
+    "PortConfig",
+    "SatelliteConfig",
+    "SatelliteEntry",
+    "StationConfig",
+    "from_dict",
+    "load_config",
+    "parse_host_port",
+]
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that says what to fix."""
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError with a readable message."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected 'host:port', got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+# ------------------------------------------------------------------ sections
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    """The board's own charge port (same on main and satellites)."""
+
+    connector_type: str = "Type2Socket"
+    max_current_a: float = 32.0
+    phases: int = 3
+    hal: Literal["sim", "serial"] = "sim"
+    serial_device: str = ""  # MCU link device when hal = "serial"
+    link_key_file: str = ""  # 32-byte AEAD key for the MCU link (hex), when hal = "serial"
+    meter: Literal["internal", "modbus"] = "internal"
+    meter_device: str = ""
+    meter_unit: int = 1
+    sample_rate_hz: int = 10_000
+    meter_interval_s: float = 1.0
+    scenario: str = ""  # simulated EV scenario file (sim hal only)
+    plugin_timeout_s: float = 120.0
+    fallback_current_a: float = 0.0  # limit once a set_limit's valid_for has expired
+    free_vend: bool = False  # charge without authorization
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """The main <-> satellite link, both sides."""
+
+    insecure: bool = False
+    pki_dir: str = "pki"
+    keepalive_s: float = 1.0
+    grace_period_s: float = 10.0  # satellite: keep charging this long without its main
+    handshake_timeout_s: float = 5.0
+    mdns: bool = True
+    mdns_interfaces: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    event_ring: int = 4096
+
+
+@dataclass(frozen=True)
+class SatelliteEntry:
+    serial: str
+    connector: int
+    address: str = ""  # static "host:port" fallback; empty = mDNS only
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    id: str = "chargeport-station"
+    serial: str = "MAIN-0001"
+    firmware_version: str = "1.0.0"
+    state_dir: str = "/var/lib/chargeport"
+    max_satellites: int = 3
+    local_connector: int = 1
+
+
+@dataclass(frozen=True)
+class OcppConfig:
+    csms_url: str = ""  # empty = no CSMS
+    basic_auth_password: str = ""
+    ca_file: str = ""
+    vendor: str = "chargeport"
+    model: str = "chargeport-4"
+    heartbeat_interval_s: int = 300
+    meter_value_sample_interval_s: int = 60
+    reconnect_max_backoff_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    site_limit_a: float = 63.0
+    min_current_a: float = 6.0
+    refresh_s: float = 5.0  # re-send limits this often (they expire on the port)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = ""  # empty = no MQTT
+    port: int = 1883
+    prefix: str = "chargeport"
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    operator_password: str = ""  # empty = read-only
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    trusted_keys: list[str] = field(default_factory=list)  # ed25519 public key files (PEM)
+    target: str = "chargeport-board"
+
+
+@dataclass(frozen=True)
+class MainConfig:
+    station: StationConfig = field(default_factory=StationConfig)
+    port: PortConfig = field(default_factory=PortConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    satellites: list[SatelliteEntry] = field(default_factory=list)
+    ocpp: OcppConfig = field(default_factory=OcppConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    serial: str = "SAT-0001"
+    firmware_version: str = "1.0.0"
+    state_dir: str = "/var/lib/chargeport"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    listen: str = "0.0.0.0:50051"
+    advertise: bool = True
+
+
+@dataclass(frozen=True)
+class SatelliteConfig:
+    board: BoardConfig = field(default_factory=BoardConfig)
+    port: PortConfig = field(default_factory=PortConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is type(None) and value is None:
+                return None
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(value, args[0], key)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")  # type: ignore[arg-type]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}") from None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (str, int, float, bool):
+        if type(value) is not tp:
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {tp!r}")  # a bug in a section definition
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass `cls` from a TOML table, checking every key and type."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{prefix}{key}: unknown key (expected one of: {known})")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in data
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{prefix}{missing[0]}: required key is missing")
+    kwargs = {name: _convert(data[name], hints[name], f"{prefix}{name}") for name in data}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, cls: type[T]) -> T:
+    """Read and validate a TOML file; every problem is one `ConfigError` line naming the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        config = from_dict(cls, data)
+        _check(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+def _check(config: object) -> None:
+    """Value checks that types alone cannot express."""
+    if isinstance(config, MainConfig | SatelliteConfig):
+        port = config.port
+        if not 6.0 <= port.max_current_a <= 80.0:
+            raise ConfigError(
+                f"port.max_current_a: expected 6 to 80 A (IEC 61851-1), got {port.max_current_a}"
+            )
+        if port.phases not in (1, 3):
+            raise ConfigError(f"port.phases: expected 1 or 3, got {port.phases}")
+        if port.hal == "serial" and not port.serial_device:
+            raise ConfigError("port.serial_device: required when port.hal = 'serial'")
+        if port.meter == "modbus" and not port.meter_device:
+            raise ConfigError("port.meter_device: required when port.meter = 'modbus'")
+    if isinstance(config, MainConfig):
+        seen: dict[int, str] = {config.station.local_connector: "the local port"}
+        serials: set[str] = set()
+        if len(config.satellites) > config.station.max_satellites:
+            raise ConfigError(
+                f"satellites: {len(config.satellites)} configured but station.max_satellites = "
+                f"{config.station.max_satellites}; raise max_satellites or remove some"
+            )
+        for i, sat in enumerate(config.satellites):
+            if sat.connector < 1:
+                raise ConfigError(f"satellites[{i}].connector: expected >= 1, got {sat.connector}")
+            if sat.connector in seen:
+                raise ConfigError(
+                    f"satellites[{i}].connector: {sat.connector} is already used by "
+                    f"{seen[sat.connector]}"
+                )
+            seen[sat.connector] = f"satellite {sat.serial}"
+            if sat.serial in serials:
+                raise ConfigError(f"satellites[{i}].serial: {sat.serial!r} is listed twice")
+            serials.add(sat.serial)
+            if sat.address:
+                try:
+                    parse_host_port(sat.address)
+                except ValueError as exc:
+                    raise ConfigError(f"satellites[{i}].address: {exc}") from None
+            elif not config.link.mdns:
+                raise ConfigError(f"satellites[{i}].address: required when link.mdns = false")
+    if isinstance(config, SatelliteConfig):
+        try:
+            parse_host_port(config.agent.listen)
+        except ValueError as exc:
+            raise ConfigError(f"agent.listen: {exc}") from None
