@@ -1,0 +1,78 @@
+"""StationView folds port events into what a person sees (pure, synchronous)."""
+
+from __future__ import annotations
+
+from chargeport.port import (
+    ErrorCode,
+    LinkChanged,
+    MeterValue,
+    PortErrorEvent,
+    PortEvent,
+    PortInfo,
+    SessionEvent,
+    SessionEventType,
+    TransactionData,
+)
+from main_node.view import StationView
+
+
+def info(n: int) -> PortInfo:
+    return PortInfo(n, f"S{n}", "1.0.0", 32.0, 3, remote=n > 1)
+
+
+def ev(seq: int, body: object) -> PortEvent:
+    return PortEvent(seq=seq, timestamp=1000.0 + seq, body=body)  # type: ignore[arg-type]
+
+
+def session(kind: SessionEventType, tx: TransactionData | None = None) -> SessionEvent:
+    return SessionEvent(kind, "sess-1", tx)
+
+
+def test_a_finished_transaction_counts_once_with_its_energy() -> None:
+    view = StationView("ST", [info(1), info(2)])
+    view.apply(1, ev(1, session(SessionEventType.SESSION_STARTED)))
+    view.apply(
+        1, ev(2, session(SessionEventType.TRANSACTION_STARTED, TransactionData("t1", "TAG", 100.0)))
+    )
+    view.apply(1, ev(3, MeterValue(energy_wh=150.0, power_w=11000.0, current_a=(16.0, 16.0, 16.0))))
+    gun = view.snapshot()["guns"][0]
+    assert gun["state"] == "Transaction started"
+    assert gun["session_energy_wh"] == 50.0
+    view.apply(
+        1,
+        ev(4, session(SessionEventType.TRANSACTION_FINISHED, TransactionData("t1", "TAG", 180.0))),
+    )
+    view.apply(1, ev(5, session(SessionEventType.SESSION_FINISHED)))
+    snap = view.snapshot()
+    assert snap["guns"][0]["sessions_completed"] == 1
+    assert snap["guns"][0]["energy_delivered_wh"] == 80.0
+    assert snap["guns"][0]["transaction_id"] == ""
+    assert snap["guns"][1]["sessions_completed"] == 0
+
+
+def test_link_loss_and_errors_are_visible() -> None:
+    view = StationView("ST", [info(2)])
+    view.apply(2, ev(1, LinkChanged(connected=True, boot_id="b1", firmware_version="1.2.0")))
+    view.apply(2, ev(2, PortErrorEvent(ErrorCode.GROUND_FAILURE, "RCD tripped", True)))
+    gun = view.snapshot()["guns"][0]
+    assert gun["boot_id"] == "b1" and gun["firmware_version"] == "1.2.0"
+    assert gun["active_errors"] == {"GroundFailure": "RCD tripped"}
+    assert gun["faults"] == ["GroundFailure"]
+    view.apply(2, ev(3, PortErrorEvent(ErrorCode.GROUND_FAILURE, "", False)))
+    view.apply(2, ev(4, LinkChanged(connected=False)))
+    gun = view.snapshot()["guns"][0]
+    assert gun["active_errors"] == {}
+    assert gun["link_up"] is False and gun["state"] == "Link lost"
+
+
+def test_listeners_hear_every_change_and_unknown_connectors_are_ignored() -> None:
+    view = StationView("ST", [info(1)])
+    heard: list[int] = []
+    remove = view.add_listener(lambda: heard.append(view.version))
+    view.apply(9, ev(1, session(SessionEventType.SESSION_STARTED)))
+    view.apply(1, ev(2, session(SessionEventType.SESSION_STARTED)))
+    view.set_allocation({1: 16.0})
+    view.set_allocation({1: 16.0})  # unchanged: no notification
+    remove()
+    view.set_status(firmware="Installing")
+    assert heard == [1, 2]
