@@ -1,0 +1,196 @@
+"""Async host end of the MCU link: moves bytes between a pyserial port and the `FrameCodec`.
+
+The port is opened non-blocking and watched with `loop.add_reader`, so reads run on the event
+loop thread and need no thread hop. Commands wait for the MCU's `Ack`; a keepalive ping
+re-runs the handshake when the MCU goes quiet (it restarted, or the line was cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import serial
+
+from hal.mculink.codec import (
+    FrameCodec,
+    LinkError,
+    LinkStats,
+    MessageReceived,
+    Role,
+    SessionEstablished,
+    Transmit,
+)
+from hal.mculink.messages import (
+    Ack,
+    Message,
+    Ping,
+    Pong,
+    ResetRcd,
+    SetContactor,
+    SetCpDuty,
+    SetLock,
+)
+
+__all__ = ["Command", "McuTransport", "load_link_key"]
+
+Command = SetCpDuty | SetContactor | SetLock | ResetRcd
+
+
+def load_link_key(path: str) -> bytes:
+    """Read the 32-byte link key (hex text) named by `port.link_key_file`."""
+    try:
+        text = Path(path).read_text().strip()
+        key = bytes.fromhex(text)
+    except (OSError, ValueError) as exc:
+        raise LinkError(f"port.link_key_file {path!r}: cannot read a hex key ({exc})") from exc
+    if len(key) != 32:
+        raise LinkError(f"port.link_key_file {path!r}: key is {len(key)} bytes, expected 32")
+    return key
+
+
+class McuTransport:
+    """The link over one serial device; reports go to `on_message` on the loop thread."""
+
+    def __init__(
+        self,
+        device: str,
+        key: bytes,
+        on_message: Callable[[Message], None],
+        *,
+        baudrate: int = 115_200,
+        command_timeout_s: float = 1.0,
+        ping_interval_s: float = 0.5,
+        link_timeout_s: float = 2.0,
+    ) -> None:
+        self._device = device
+        self._baudrate = baudrate
+        self._codec = FrameCodec(key, Role.HOST)
+        self._on_message = on_message
+        self._command_timeout = command_timeout_s
+        self._ping_interval = ping_interval_s
+        self._link_timeout = link_timeout_s
+        self._serial: serial.Serial | None = None
+        self._established = asyncio.Event()
+        self._acks: dict[int, asyncio.Future[bool]] = {}
+        self._seq = 0
+        self._last_rx = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def stats(self) -> LinkStats:
+        """The codec's frame counters."""
+        return self._codec.stats
+
+    @property
+    def connected(self) -> bool:
+        """True while a session is established."""
+        return self._established.is_set()
+
+    async def async_open(self) -> None:
+        """Open the port and complete the first handshake (raises `LinkError`)."""
+        try:
+            self._serial = serial.Serial(self._device, self._baudrate, timeout=0)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"MCU link: cannot open {self._device}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._serial.fileno(), self._on_readable)
+        self._last_rx = loop.time()
+        self._write(self._codec.start())
+        try:
+            await asyncio.wait_for(self._established.wait(), self._link_timeout)
+        except TimeoutError:
+            await self.async_close()
+            raise LinkError(f"MCU link: no handshake answer on {self._device}") from None
+        task = asyncio.create_task(self._async_keepalive(), name="mculink-keepalive")
+        self._tasks.add(task)
+
+    async def async_close(self) -> None:
+        """Stop the keepalive and close the port."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._serial is not None:
+            asyncio.get_running_loop().remove_reader(self._serial.fileno())
+            self._serial.close()
+            self._serial = None
+        self._established.clear()
+        for fut in self._acks.values():
+            if not fut.done():
+                fut.set_exception(LinkError("MCU link closed"))
+        self._acks.clear()
+
+    async def async_command(self, make: Callable[[int], Command]) -> None:
+        """Send the command `make(seq)` and wait for the MCU to acknowledge it."""
+        if not self._established.is_set():
+            raise LinkError("MCU link down: command not sent")
+        self._seq = (self._seq + 1) & 0xFFFF
+        seq = self._seq
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._acks[seq] = fut
+        try:
+            self._write(self._codec.send(make(seq)))
+            ok = await asyncio.wait_for(fut, self._command_timeout)
+        except TimeoutError:
+            raise LinkError(f"MCU link: no acknowledgement for {make(seq)!r}") from None
+        finally:
+            self._acks.pop(seq, None)
+        if not ok:
+            raise LinkError(f"MCU refused {make(seq)!r}")
+
+    # ------------------------------------------------------------------ loop callbacks
+
+    def _on_readable(self) -> None:
+        """Reader callback (loop thread): drain the port into the codec."""
+        assert self._serial is not None
+        try:
+            data = self._serial.read(self._serial.in_waiting or 1)
+        except (serial.SerialException, OSError):
+            return  # the peer end vanished for a moment; the keepalive notices silence
+        for event in self._codec.receive_data(data):
+            if isinstance(event, Transmit):
+                self._write(event.data)
+            elif isinstance(event, SessionEstablished):
+                self._last_rx = asyncio.get_running_loop().time()
+                self._established.set()
+            elif isinstance(event, MessageReceived):
+                self._last_rx = asyncio.get_running_loop().time()
+                self._dispatch(event.message)
+
+    def _dispatch(self, message: Message) -> None:
+        if isinstance(message, Ack):
+            fut = self._acks.get(message.seq)
+            if fut is not None and not fut.done():
+                fut.set_result(message.ok)
+        elif not isinstance(message, Pong):
+            self._on_message(message)
+
+    def _write(self, data: bytes) -> None:
+        if self._serial is None:
+            raise LinkError("MCU link closed")
+        try:
+            self._serial.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(f"MCU link: write to {self._device} failed: {exc}") from exc
+
+    async def _async_keepalive(self) -> None:
+        """Ping periodically; after `link_timeout_s` of silence, handshake again."""
+        loop = asyncio.get_running_loop()
+        ping = 0
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            try:
+                if loop.time() - self._last_rx > self._link_timeout:
+                    self._established.clear()
+                    self._last_rx = loop.time()
+                    self._write(self._codec.start())
+                elif self._established.is_set():
+                    ping = (ping + 1) & 0xFFFFFFFF
+                    self._write(self._codec.send(Ping(ping)))
+            except LinkError:
+                continue  # the line is gone for now; try again next round
