@@ -1,0 +1,484 @@
+"""RemotePort: a satellite's charge port, driven over the gRPC link, as a ChargePort.
+
+Theory of operation: one long-lived connection manager per satellite (`start`/`stop`).
+  1. Resolve the serial through a `Locator`, dial it (mTLS: the certificate must name the serial).
+  2. Hello. A satellite boot id other than the last one means the satellite restarted: whatever
+     the port had open is closed here, with the last meter value seen (TransactionFinished,
+     reason PowerLoss, then SessionFinished), and the event cursor restarts at 0.
+  3. Events(after_seq = last seq seen) -> subscribed (initial metadata) -> Ready -> LinkChanged
+     up. Events at or below the cursor are dropped: a replay never duplicates.
+  4. Commands travel on one bidi stream, matched to replies by correlation id.
+  5. When either stream ends (stream end, keepalive timeout), LinkChanged down, pending and new
+     commands raise PortUnavailable, and the manager re-dials with a short backoff.
+Events carry this object's own seq (1, 2, ... for its lifetime) so consumers see one ordered
+stream across satellite restarts; wire timestamps are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from chargeport import PROTOCOL_VERSION
+from chargeport.clock import Clock, RealClock
+from chargeport.convert import (
+    Command,
+    command_to_proto,
+    error_for_code,
+    event_from_proto,
+    status_from_proto,
+)
+from chargeport.fanout import Fanout
+from chargeport.pki import channel_options
+from chargeport.port import (
+    InvalidArgument,
+    LinkChanged,
+    MeterValue,
+    PortEvent,
+    PortEventBody,
+    PortInfo,
+    PortStatus,
+    PortUnavailable,
+    SessionEvent,
+    SessionEventType,
+    StopReason,
+    TransactionData,
+)
+from chargeport.v1 import link_pb2 as pb
+from chargeport.v1 import link_pb2_grpc as pb_grpc
+from main_node.locator import Address, Locator
+
+__all__ = ["LinkHealth", "LinkRefused", "RemotePort"]
+
+log = logging.getLogger(__name__)
+
+
+class LinkRefused(Exception):
+    """The satellite answered but cannot be used (protocol version, serial)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """What the dashboard and OCPP show about one satellite link."""
+
+    connector_id: int
+    serial: str
+    connected: bool
+    boot_id: str
+    firmware_version: str
+    address: str
+    last_error: str
+    since: float  # clock time of the last up/down change
+
+
+@dataclass
+class _Session:
+    session_id: str
+    connector: int
+    commands: Any  # grpc.aio.StreamStreamCall
+    pending: dict[int, asyncio.Future[pb.CommandReply]]
+    write_lock: asyncio.Lock
+
+
+class RemotePort:
+    """ChargePort over the link to satellite `serial`, shown as station connector `connector_id`."""
+
+    def __init__(
+        self,
+        serial: str,
+        connector_id: int,
+        locator: Locator,
+        *,
+        station_id: str,
+        main_boot_id: str,
+        credentials: grpc.ChannelCredentials | None,
+        keepalive_s: float = 1.0,
+        handshake_timeout_s: float = 5.0,
+        command_timeout_s: float = 5.0,
+        retry_initial_s: float = 0.05,
+        retry_max_s: float = 1.0,
+        max_current_a: float = 32.0,
+        phases: int = 3,
+        connector_type: str = "Type2Socket",
+        clock: Clock | None = None,
+        protocol_version: int = PROTOCOL_VERSION,
+    ) -> None:
+        self.serial = serial
+        self._locator = locator
+        self._station_id = station_id
+        self._main_boot_id = main_boot_id
+        self._credentials = credentials
+        self._keepalive_s = keepalive_s
+        self._handshake_timeout_s = handshake_timeout_s
+        self._command_timeout_s = command_timeout_s
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._clock = clock or RealClock()
+        self._protocol_version = protocol_version
+        self._info = PortInfo(
+            connector_id=connector_id,
+            serial=serial,
+            firmware_version="",
+            max_current_a=max_current_a,
+            phases=phases,
+            connector_type=connector_type,
+            remote=True,
+        )
+        self._fanout: Fanout[PortEvent] = Fanout()
+        self._seq = itertools.count(1)
+        self._correlation = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+        self._changed = asyncio.Event()
+        # What the main knows about the satellite; survives link blips.
+        self.boot_id = ""
+        self.last_seq = 0
+        self.connected = False
+        self.address = ""
+        self.last_error = ""
+        self.since = self._clock.time()
+        self.handshakes = 0
+        self._open_session_id: str | None = None
+        self._open_tx: TransactionData | None = None
+        self._last_energy: float | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the connection manager (returns at once; the link comes up in the background)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"link-{self.serial}"
+            )
+
+    async def stop(self) -> None:
+        """Drop the link, end every event subscription."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fanout.close()
+
+    async def wait_connected(self) -> None:
+        """Return once the link is up (after Ready)."""
+        while not self.connected:
+            await self._changed.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Return once the link is down."""
+        while self.connected:
+            await self._changed.wait()
+
+    def _set_connected(self, up: bool) -> None:
+        self.connected = up
+        self.since = self._clock.time()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def health(self) -> LinkHealth:
+        return LinkHealth(
+            connector_id=self._info.connector_id,
+            serial=self.serial,
+            connected=self.connected,
+            boot_id=self.boot_id,
+            firmware_version=self._info.firmware_version,
+            address=self.address,
+            last_error=self.last_error,
+            since=self.since,
+        )
+
+    # ------------------------------------------------------------ ChargePort
+
+    @property
+    def info(self) -> PortInfo:
+        return self._info
+
+    def events(self) -> AsyncIterator[PortEvent]:
+        return self._fanout.subscribe()
+
+    async def enable(self) -> None:
+        await self._call(Command("enable"))
+
+    async def disable(self) -> None:
+        await self._call(Command("disable"))
+
+    async def authorize(self, id_tag: str, reservation_id: int | None = None) -> None:
+        await self._call(Command("authorize", (id_tag, reservation_id)))
+
+    async def withdraw_authorization(self) -> None:
+        await self._call(Command("withdraw_authorization"))
+
+    async def pause(self) -> None:
+        await self._call(Command("pause"))
+
+    async def resume(self) -> None:
+        await self._call(Command("resume"))
+
+    async def stop_transaction(self, reason: StopReason) -> None:
+        await self._call(Command("stop_transaction", (reason,)))
+
+    async def set_limit(self, amps: float, phases: int, valid_for_s: float = 0.0) -> None:
+        await self._call(Command("set_limit", (amps, phases, valid_for_s)))
+
+    async def force_unlock(self) -> None:
+        await self._call(Command("force_unlock"))
+
+    async def reserve(self, reservation_id: int, id_tag: str, expiry: float) -> None:
+        await self._call(Command("reserve", (reservation_id, id_tag, expiry)))
+
+    async def cancel_reservation(self, reservation_id: int) -> None:
+        await self._call(Command("cancel_reservation", (reservation_id,)))
+
+    async def status(self) -> PortStatus:
+        reply = await self._call(Command("get_status"))
+        return status_from_proto(reply.status)
+
+    async def _call(self, cmd: Command) -> pb.CommandReply:
+        s = self._session
+        if s is None or not self.connected:
+            raise PortUnavailable(f"satellite {self.serial}: link down")
+        cid = next(self._correlation)
+        req = command_to_proto(
+            cmd, session_id=s.session_id, connector=s.connector, correlation_id=cid
+        )
+        fut: asyncio.Future[pb.CommandReply] = asyncio.get_running_loop().create_future()
+        s.pending[cid] = fut
+        try:
+            async with asyncio.timeout(self._command_timeout_s):
+                async with s.write_lock:
+                    await s.commands.write(req)
+                reply = await fut
+        except TimeoutError:
+            raise PortUnavailable(
+                f"satellite {self.serial}: no reply in {self._command_timeout_s:g} s"
+            ) from None
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            raise PortUnavailable(f"satellite {self.serial}: link lost ({exc})") from None
+        finally:
+            s.pending.pop(cid, None)
+        if reply.code:
+            raise error_for_code(reply.code, reply.message)
+        return reply
+
+    # ------------------------------------------------------------ events (pure bookkeeping)
+
+    def _publish(self, body: PortEventBody, timestamp: float | None = None) -> None:
+        ts = self._clock.time() if timestamp is None else timestamp
+        self._fanout.publish(PortEvent(seq=next(self._seq), timestamp=ts, body=body))
+
+    def _track(self, body: PortEventBody) -> None:
+        """Remember what is open, to close it should the satellite restart."""
+        if isinstance(body, MeterValue):
+            self._last_energy = body.energy_wh
+        elif isinstance(body, SessionEvent):
+            if body.type is SessionEventType.SESSION_STARTED:
+                self._open_session_id = body.session_id
+            elif body.type is SessionEventType.TRANSACTION_STARTED:
+                self._open_tx = body.transaction
+                if body.transaction is not None and self._last_energy is None:
+                    self._last_energy = body.transaction.meter_wh
+            elif body.type is SessionEventType.TRANSACTION_FINISHED:
+                self._open_tx = None
+            elif body.type is SessionEventType.SESSION_FINISHED:
+                self._open_session_id = None
+                self._open_tx = None
+
+    def _on_wire_event(self, wire: pb.Event) -> None:
+        if wire.seq <= self.last_seq:
+            return  # already delivered before the blip
+        self.last_seq = wire.seq
+        try:
+            event = event_from_proto(wire)
+        except InvalidArgument as exc:
+            log.warning("satellite %s: dropping event %d: %s", self.serial, wire.seq, exc)
+            return
+        self._track(event.body)
+        self._publish(event.body, event.timestamp)
+
+    def _close_after_restart(self) -> None:
+        """The satellite restarted: close what was open with the last meter value seen."""
+        if self._open_tx is not None:
+            tx = self._open_tx
+            energy = tx.meter_wh if self._last_energy is None else self._last_energy
+            self._publish(
+                SessionEvent(
+                    type=SessionEventType.TRANSACTION_FINISHED,
+                    session_id=self._open_session_id or "",
+                    transaction=dataclasses.replace(
+                        tx, meter_wh=energy, stop_reason=StopReason.POWER_LOSS
+                    ),
+                )
+            )
+        if self._open_session_id is not None:
+            self._publish(
+                SessionEvent(
+                    type=SessionEventType.SESSION_FINISHED, session_id=self._open_session_id
+                )
+            )
+        self._open_tx = None
+        self._open_session_id = None
+        self._last_energy = None
+
+    # ------------------------------------------------------------ the connection manager
+
+    async def _run(self) -> None:
+        delay = self._retry_initial_s
+        while True:
+            addr = self._locator.current(self.serial)
+            if addr is None:
+                addr = await self._locator.wait_change(self.serial, None)
+            self.address = f"{addr[0]}:{addr[1]}"
+            try:
+                if await self._connect_once(addr):
+                    delay = self._retry_initial_s
+            except grpc.aio.AioRpcError as exc:
+                self._note_error(f"{exc.code().name}: {exc.details()}")
+            except (LinkRefused, TimeoutError) as exc:
+                self._note_error(str(exc) or "handshake timed out")
+            await self._wait_retry(delay, addr)
+            delay = min(delay * 2, self._retry_max_s)
+
+    def _note_error(self, text: str) -> None:
+        if text != self.last_error:
+            log.warning("satellite %s: %s", self.serial, text)
+        self.last_error = text
+
+    async def _wait_retry(self, delay: float, addr: Address) -> None:
+        """Sleep `delay`, or less if the locator reports a new address."""
+        changed = asyncio.ensure_future(self._locator.wait_change(self.serial, addr))
+        try:
+            await asyncio.wait({changed}, timeout=delay)
+        finally:
+            changed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await changed
+
+    def _channel(self, addr: Address) -> grpc.aio.Channel:
+        host, port = addr
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        from satellite.server import keepalive_options  # shared keepalive numbers
+
+        options: list[tuple[str, Any]] = list(keepalive_options(self._keepalive_s))
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(target, options=options)
+        options += channel_options(self.serial)
+        return grpc.aio.secure_channel(target, self._credentials, options=options)
+
+    async def _connect_once(self, addr: Address) -> bool:
+        """One session, from Hello until the link drops; True when it reached Ready."""
+        async with self._channel(addr) as channel:
+            stub = pb_grpc.LinkStub(channel)  # type: ignore[no-untyped-call]
+            hello = await stub.Hello(
+                pb.HelloRequest(
+                    station_id=self._station_id,
+                    main_boot_id=self._main_boot_id,
+                    protocol_version=self._protocol_version,
+                ),
+                timeout=self._handshake_timeout_s,
+            )
+            self._check_hello(hello)
+            if hello.satellite_boot_id != self.boot_id:
+                if self.boot_id:
+                    log.info(
+                        "satellite %s restarted (boot %s)", self.serial, hello.satellite_boot_id
+                    )
+                    self._close_after_restart()
+                self.boot_id = hello.satellite_boot_id
+                self.last_seq = 0
+            self._info = dataclasses.replace(
+                self._info,
+                firmware_version=hello.firmware_version,
+                max_current_a=hello.port.max_current_a or self._info.max_current_a,
+                phases=hello.port.phases or self._info.phases,
+                connector_type=hello.port.connector_type or self._info.connector_type,
+            )
+            events = stub.Events(
+                pb.EventsRequest(session_id=hello.session_id, after_seq=self.last_seq)
+            )
+            commands = stub.Commands()
+            try:
+                return await self._serve(stub, hello, events, commands)
+            finally:
+                events.cancel()
+                commands.cancel()
+
+    def _check_hello(self, hello: pb.HelloResponse) -> None:
+        if hello.protocol_version != self._protocol_version:
+            raise LinkRefused(
+                f"protocol version mismatch: satellite {self.serial} speaks "
+                f"v{hello.protocol_version}, this main speaks v{self._protocol_version}"
+            )
+        if hello.serial != self.serial:
+            raise LinkRefused(f"expected satellite {self.serial}, the board says {hello.serial}")
+
+    async def _serve(
+        self, stub: pb_grpc.LinkStub, hello: pb.HelloResponse, events: Any, commands: Any
+    ) -> bool:
+        try:
+            async with asyncio.timeout(self._handshake_timeout_s):
+                await events.initial_metadata()  # subscribed: the satellite counts our stream
+                await stub.Ready(pb.ReadyRequest(session_id=hello.session_id))
+        except grpc.aio.AioRpcError:
+            if events.done() and await events.code() == grpc.StatusCode.OUT_OF_RANGE:
+                self._resync(await events.details())
+            raise
+        session = _Session(hello.session_id, hello.port.connector, commands, {}, asyncio.Lock())
+        self._session = session
+        self.handshakes += 1
+        self.last_error = ""
+        self._set_connected(True)
+        self._publish(LinkChanged(True, hello.satellite_boot_id, hello.firmware_version))
+        log.info("satellite %s up (boot %s)", self.serial, hello.satellite_boot_id)
+        reader = asyncio.ensure_future(self._read_events(events))
+        replies = asyncio.ensure_future(self._read_replies(session))
+        try:
+            done, _ = await asyncio.wait({reader, replies}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    if isinstance(exc, grpc.aio.AioRpcError):
+                        self._note_error(f"{exc.code().name}: {exc.details()}")
+                    else:
+                        log.error("satellite %s: link task failed: %r", self.serial, exc)
+        finally:
+            for task in (reader, replies):
+                task.cancel()
+            for task in (reader, replies):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._session = None
+            self._set_connected(False)
+            for fut in session.pending.values():
+                if not fut.done():
+                    fut.set_exception(PortUnavailable(f"satellite {self.serial}: link lost"))
+            self._publish(LinkChanged(False, self.boot_id, self._info.firmware_version))
+            log.warning("satellite %s down", self.serial)
+        return True
+
+    async def _read_events(self, events: Any) -> None:
+        try:
+            async for wire in events:
+                self._on_wire_event(wire)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
+                self._resync(exc.details() or "")
+            raise
+
+    def _resync(self, why: str) -> None:
+        """The ring no longer holds our cursor: start over from now (consumers re-read status)."""
+        log.warning("satellite %s: events lost (%s); re-syncing from now", self.serial, why)
+        self.last_seq = 0
+
+    async def _read_replies(self, session: _Session) -> None:
+        async for reply in session.commands:
+            fut = session.pending.get(reply.correlation_id)
+            if fut is not None and not fut.done():
+                fut.set_result(reply)

@@ -1,0 +1,26 @@
+"""`chargeport satellite --config FILE [--scenario FILE] [--speed N]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from chargeport.config import SatelliteConfig, load_config
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="satellite TOML config")
+    parser.add_argument("--scenario", help="simulated EV scenario file (sim hal)")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated time speed-up")
+
+
+def run(args: argparse.Namespace) -> int:
+    from satellite.app import run_satellite, with_scenario
+
+    config = with_scenario(load_config(args.config, SatelliteConfig), args.scenario)
+    if args.speed <= 0:
+        raise SystemExit("chargeport satellite: --speed must be positive")
+    asyncio.run(run_satellite(config, speed=args.speed))
+    return 0

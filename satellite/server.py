@@ -1,0 +1,109 @@
+"""Build the satellite's grpc.aio server: Link + Board services, health checking, reflection."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from chargeport.errors import ChargeportError
+from chargeport.v1 import link_pb2 as pb
+from chargeport.v1 import link_pb2_grpc as pb_grpc
+from satellite.agent import LinkAgent
+
+__all__ = ["LinkServer", "board_servicer_available", "keepalive_options"]
+
+log = logging.getLogger(__name__)
+
+LINK_SERVICE = pb.DESCRIPTOR.services_by_name["Link"].full_name
+BOARD_SERVICE = pb.DESCRIPTOR.services_by_name["Board"].full_name
+
+
+def keepalive_options(keepalive_s: float) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive so a dead peer is noticed in about `keepalive_s` (both sides use it)."""
+    ms = max(100, int(keepalive_s * 1000))
+    return [
+        ("grpc.keepalive_time_ms", max(50, ms // 2)),
+        ("grpc.keepalive_timeout_ms", max(50, ms // 2)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # The peer pings every keepalive_s/2; accept that instead of answering GOAWAY.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", max(10, ms // 4)),
+        ("grpc.http2.min_ping_interval_without_data_ms", max(10, ms // 4)),
+    ]
+
+
+def board_servicer_available() -> bool:
+    """True when satellite.board_service (the Board gRPC servicer) is installed."""
+    return importlib.util.find_spec("satellite.board_service") is not None
+
+
+class LinkServer:
+    """The agent's server; `start` binds (port 0 = any free port), `stop` drains and closes."""
+
+    def __init__(
+        self,
+        agent: LinkAgent,
+        *,
+        listen: str,
+        credentials: grpc.ServerCredentials | None,
+        board_system: Any | None = None,
+        keepalive_s: float = 1.0,
+    ) -> None:
+        self.agent = agent
+        self.listen = listen
+        self._credentials = credentials
+        self._board_system = board_system
+        self._keepalive_s = keepalive_s
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind and serve; returns the bound TCP port."""
+        server = grpc.aio.server(options=keepalive_options(self._keepalive_s))
+        pb_grpc.add_LinkServicer_to_server(self.agent, server)  # type: ignore[no-untyped-call]
+        services = [LINK_SERVICE]
+        if self._board_system is not None and board_servicer_available():
+            from satellite.board_service import BoardServicer  # another engineer's module
+
+            servicer = BoardServicer(self._board_system)
+            pb_grpc.add_BoardServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+            services.append(BOARD_SERVICE)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        services.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+        services.append(reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(services, server)
+        host, sep, port_text = self.listen.rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise ChargeportError(f"agent.listen: expected 'host:port', got {self.listen!r}")
+        host, port = host.strip("[]"), int(port_text)  # port 0 = any free port (tests)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            if self._credentials is None:
+                bound: int = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self._credentials)
+        except RuntimeError as exc:
+            raise ChargeportError(f"agent.listen {self.listen}: cannot bind ({exc})") from None
+        if bound == 0:
+            raise ChargeportError(f"agent.listen {self.listen}: cannot bind (address in use?)")
+        await server.start()
+        for name in services[:-2]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.server = server
+        self.port = bound
+        log.info("link agent %s listening on %s:%d", self.agent.serial, host, bound)
+        return bound
+
+    async def stop(self, grace_s: float | None = 0.5) -> None:
+        if self.server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        self.server = None

@@ -1,0 +1,120 @@
+"""Port factories for the ChargePort contract suite: every factory yields a `Harness`.
+
+fake           FakePort in process
+remote-fake    RemotePort -> gRPC (mTLS, loopback) -> agent -> FakePort
+local          LocalPort over the evse runtime and a simulated board   (once evse.runtime exists)
+remote-local   RemotePort -> gRPC (mTLS, loopback) -> agent -> LocalPort
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chargeport.config import PortConfig
+from chargeport.fake_port import FakePort
+from chargeport.pki import channel_credentials, init_pki
+from chargeport.port import ChargePort, PortInfo
+from main_node.locator import StaticLocator
+from main_node.remote_port import RemotePort
+from satellite.host import AgentHost
+
+HAVE_RUNTIME = importlib.util.find_spec("evse.runtime") is not None
+
+
+@dataclass
+class Harness:
+    """A port under test plus the hands of the driver and the car."""
+
+    port: ChargePort
+    plug_in: Callable[[], None]
+    ev_ready: Callable[[], None]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+
+
+@pytest.fixture(scope="session")
+def contract_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("contract-pki")
+    init_pki(d, "contract", ["SAT-C"])
+    return d
+
+
+def _fake(enabled: bool) -> tuple[FakePort, Callable[[], None], Callable[[], None], list[Any]]:
+    fake = FakePort(PortInfo(1, "SAT-C", "1.0.0", 32.0, 3), enabled=enabled)
+    return fake, fake.plug_in, fake.ev_ready, []
+
+
+async def _local(
+    enabled: bool,
+) -> tuple[ChargePort, Callable[[], None], Callable[[], None], list[Any]]:
+    from chargeport.clock import RealClock
+    from evse.runtime import EvseRuntime
+    from hal.sim import SimBoard
+
+    sim = SimBoard(clock=RealClock(), sample_rate_hz=1000)
+    rt = EvseRuntime(
+        sim.board,
+        PortConfig(sample_rate_hz=1000),
+        connector_id=1,
+        serial="SAT-C",
+        firmware_version="1.0.0",
+        start_enabled=enabled,
+    )
+    await rt.start()
+
+    async def close() -> None:
+        await rt.stop()
+        sim.close()
+
+    return rt.port, sim.ev.plug_in, lambda: sim.ev.draw(16.0), [close]
+
+
+async def _remote(inner: ChargePort, pki: Path) -> tuple[RemotePort, list[Any]]:
+    host = AgentHost(inner, serial="SAT-C", pki_dir=pki, grace_period_s=60.0)
+    await host.start()
+    rp = RemotePort(
+        "SAT-C",
+        1,
+        StaticLocator({"SAT-C": host.address}),
+        station_id="contract",
+        main_boot_id="main",
+        credentials=channel_credentials(pki),
+        handshake_timeout_s=2.0,
+    )
+    await rp.start()
+    async with asyncio.timeout(5):
+        await rp.wait_connected()
+        while not (await rp.status()).enabled:  # Ready enables the port
+            await asyncio.sleep(0.01)
+    return rp, [host.stop, rp.stop]
+
+
+FACTORIES = ["fake", "remote-fake"] + (["local", "remote-local"] if HAVE_RUNTIME else [])
+
+
+@pytest.fixture(params=FACTORIES)
+async def harness(request: pytest.FixtureRequest, contract_pki: Path) -> AsyncIterator[Harness]:
+    kind: str = request.param
+    remote = kind.startswith("remote-")
+    if kind.endswith("fake"):
+        port, plug, ready, closers = _fake(enabled=not remote)
+    else:
+        port, plug, ready, closers = await _local(enabled=not remote)
+    if remote:
+        port, more = await _remote(port, contract_pki)
+        closers += more
+    h = Harness(port, plug, ready, closers)
+    try:
+        yield h
+    finally:
+        await h.close()
