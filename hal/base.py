@@ -20,6 +20,7 @@ __all__ = [
     "Contactor",
     "ControlPilot",
     "HalError",
+    "IdReader",
     "PowerMeter",
     "PowerMeterReading",
     "RcdMonitor",
@@ -102,6 +103,14 @@ class PowerMeter(Protocol):
     async def read(self) -> PowerMeterReading: ...
 
 
+class IdReader(Protocol):
+    """An RFID/NFC reader at the port."""
+
+    def tags(self) -> AsyncIterator[str]:
+        """Every id tag a driver presents, until the board closes."""
+        ...
+
+
 @dataclass
 class Board:
     """One board's hardware, as the evse runtime sees it."""
@@ -113,3 +122,4 @@ class Board:
     temperature: TemperatureSensor
     rcd: RcdMonitor
     power_meter: PowerMeter | None = None
+    id_reader: IdReader | None = None

@@ -1,0 +1,409 @@
+"""The async EVSE runtime: binds the pure machines, metering and a hal `Board`; owns its tasks.
+
+Data flows one way: a hal input (pilot level, mirror contact, RCD, temperature, sample block,
+id tag) or a command is fed to a machine under one lock, the machine returns effects, and
+`_perform` carries them out (pilot duty, contactor, lock, published events) before the next
+input is looked at. The pilot is read event-driven (`levels()`); the slow sensors are read on a
+housekeeping tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import hal.base
+from chargeport.clock import Clock, RealClock
+from chargeport.config import PortConfig
+from chargeport.port import (
+    CpState,
+    CpStateChanged,
+    ErrorCode,
+    LimitsChanged,
+    MeterValue,
+    PortDisabledChanged,
+    PortErrorEvent,
+    PortEvent,
+    PortEventBody,
+    SessionEvent,
+)
+from evse import cp as cpm
+from evse import session as ss
+from evse.local_port import EventBus, LocalPort
+from evse.metering import Metering
+from evse.protection import (
+    ContactorMachine,
+    Fault,
+    OverCurrentMachine,
+    RcdMachine,
+    SwitchContactor,
+    ThermalMachine,
+    ThermalStep,
+)
+from evse.pwm import DUTY_OFF, DUTY_UNAVAILABLE, MIN_CURRENT_A, duty_from_amps
+
+__all__ = ["EvseRuntime", "RuntimeTiming"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RuntimeTiming:
+    """Timing constants; tests shrink them."""
+
+    debounce_s: float = 0.05  # pilot level must be stable this long
+    housekeeping_s: float = 0.1  # RCD, mirror contact, temperature, diode, timers
+    contactor_settle_s: float = 0.2  # contactor operating time before the mirror must agree
+    over_current_allowed_s: float = 5.0  # IEC 61851-1 Annex A: EV must follow the PWM in 5 s
+
+
+class EvseRuntime:
+    """One port's EVSE runtime on one board."""
+
+    def __init__(
+        self,
+        board: hal.base.Board,
+        config: PortConfig,
+        *,
+        connector_id: int,
+        serial: str,
+        firmware_version: str,
+        clock: Clock | None = None,
+        id_factory: Callable[[], str] | None = None,
+        start_enabled: bool = True,
+        timing: RuntimeTiming | None = None,
+    ) -> None:
+        self.board = board
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.timing = timing or RuntimeTiming()
+        self.cp = cpm.CpMachine(self.timing.debounce_s)
+        self.session = ss.SessionMachine(
+            id_factory=id_factory or (lambda: str(uuid.uuid4())),
+            free_vend=config.free_vend,
+            plugin_timeout_s=config.plugin_timeout_s,
+            enabled=start_enabled,
+        )
+        self.contactor = ContactorMachine(self.timing.contactor_settle_s)
+        self.over_current = OverCurrentMachine(self.timing.over_current_allowed_s)
+        self.thermal = ThermalMachine()
+        self.rcd = RcdMachine()
+        self.metering = Metering(config.sample_rate_hz, config.meter_interval_s)
+        self.bus = EventBus(self.clock)
+        self.lock = asyncio.Lock()
+        self.errors: dict[str, PortErrorEvent] = {}
+        self.meter: MeterValue | None = None
+        self.temperature_c = 0.0
+        self.limit_a: float | None = None  # None: no set_limit yet (config maximum)
+        self.limit_phases = config.phases
+        self.limit_until: float | None = None
+        self.limits = LimitsChanged(config.max_current_a, config.phases)
+        self._duty: float | None = None
+        self._locked: bool | None = None
+        self._energy_wh = 0.0
+        self._diode_bad = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._debounce: asyncio.Task[None] | None = None
+        self._started = False
+        self._port = LocalPort(self, connector_id, serial, firmware_version)
+
+    @property
+    def port(self) -> LocalPort:
+        return self._port
+
+    async def __aenter__(self) -> EvseRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Drive the outputs to the session's state and start the loops."""
+        if self._started:
+            return
+        self._started = True
+        async with self.lock:
+            await self.board.contactor.switch(False)
+            await self._recompute_offer()
+            await self._apply_outputs()
+        self._spawn(self._cp_loop())
+        self._spawn(self._housekeeping_loop())
+        if self.board.power_meter is not None:
+            self._spawn(self._power_meter_loop(self.board.power_meter))
+        else:
+            self._spawn(self._sampler_loop())
+        if self.board.id_reader is not None:
+            self._spawn(self._tag_loop(self.board.id_reader))
+
+    async def stop(self) -> None:
+        """Cancel every task, open the contactor, mark the port unavailable, end streams."""
+        tasks = list(self._tasks)
+        if self._debounce is not None:
+            tasks.append(self._debounce)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._started:
+            self._started = False
+            with contextlib.suppress(hal.base.HalError):
+                await self.board.contactor.switch(False)
+                await self.board.cp.set_duty(DUTY_UNAVAILABLE)
+        self.bus.close()
+
+    # ------------------------------------------------------------------ task plumbing
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("evse runtime task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ loops
+
+    async def _cp_loop(self) -> None:
+        async for level in self.board.cp.levels():
+            async with self.lock:
+                await self._on_cp(self.cp.observe(level, self.clock.monotonic()))
+            self._arm_debounce()
+
+    def _arm_debounce(self) -> None:
+        if self._debounce is not None:
+            self._debounce.cancel()
+            self._debounce = None
+        deadline = self.cp.deadline
+        if deadline is not None:
+            self._debounce = asyncio.create_task(self._debounce_at(deadline))
+
+    async def _debounce_at(self, deadline: float) -> None:
+        await self.clock.sleep(deadline - self.clock.monotonic())
+        async with self.lock:
+            await self._on_cp(self.cp.tick(self.clock.monotonic()))
+
+    async def _sampler_loop(self) -> None:
+        async for block in self.board.sampler.blocks():
+            values = self.metering.feed(block)
+            self._energy_wh = self.metering.energy_wh
+            for value in values:
+                async with self.lock:
+                    await self._on_meter(
+                        dataclasses.replace(value, temperature_c=self.temperature_c)
+                    )
+
+    async def _power_meter_loop(self, meter: hal.base.PowerMeter) -> None:
+        while True:
+            try:
+                r = await meter.read()
+            except hal.base.HalError as exc:
+                async with self.lock:
+                    await self._set_fault(
+                        "meter", Fault(ErrorCode.POWER_METER_FAILURE, True, str(exc))
+                    )
+            else:
+                self._energy_wh = r.energy_wh
+                value = MeterValue(
+                    energy_wh=r.energy_wh,
+                    power_w=r.power_w,
+                    voltage_v=r.voltage_v,
+                    current_a=r.current_a,
+                    frequency_hz=r.frequency_hz,
+                    temperature_c=self.temperature_c,
+                )
+                async with self.lock:
+                    await self._set_fault("meter", Fault(ErrorCode.POWER_METER_FAILURE, False))
+                    await self._on_meter(value)
+            await self.clock.sleep(self.config.meter_interval_s)
+
+    async def _tag_loop(self, reader: hal.base.IdReader) -> None:
+        async for tag in reader.tags():
+            async with self.lock:
+                await self.dispatch(ss.TagPresented(tag))
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            async with self.lock:
+                await self._housekeeping()
+            await self.clock.sleep(self.timing.housekeeping_s)
+
+    async def _housekeeping(self) -> None:
+        now = self.clock.monotonic()
+        for f in self.rcd.measure(await self.board.rcd.tripped()):
+            await self._set_fault("rcd", f)
+        for e in self.contactor.feedback(await self.board.contactor.feedback(), now):
+            await self._contactor_effect(e)
+        self.temperature_c = await self.board.temperature.read_c()
+        for t in self.thermal.measure(self.temperature_c):
+            if isinstance(t, Fault):
+                await self._set_fault("thermal", t)
+            else:
+                await self._recompute_offer()
+        await self._check_diode()
+        if self.limit_until is not None and self.clock.monotonic() >= self.limit_until:
+            # The limit was not refreshed in time: fall back (fail-safe energy management).
+            self.limit_a, self.limit_until = self.config.fallback_current_a, None
+            await self._recompute_offer()
+        await self.dispatch(ss.Tick())
+        await self._on_cp(self.cp.tick(now))
+
+    async def _check_diode(self) -> None:
+        # IEC 61851-1 A.2.3: the diode is checked while the pilot oscillates with an EV present.
+        plugged = self.cp.state in (CpState.B, CpState.C, CpState.D)
+        if not plugged:
+            bad = False
+        elif self._duty is not None and 0.0 < self._duty < DUTY_OFF:
+            bad = not await self.board.cp.diode_ok()
+        else:
+            return  # no PWM, no check: a fault found earlier stays until the EV leaves
+        if bad != self._diode_bad:
+            self._diode_bad = bad
+            msg = "EV diode missing (IEC 61851-1 A.2)"
+            await self._set_fault("diode", Fault(ErrorCode.EV_COMMUNICATION_ERROR, bad, msg))
+
+    # ------------------------------------------------------------------ reactions
+
+    async def _on_cp(self, effects: list[cpm.CpEffect]) -> None:
+        for e in effects:
+            if isinstance(e, cpm.CpStateEntered):
+                self.bus.publish(CpStateChanged(e.state))
+            elif isinstance(e, cpm.EvPlugged):
+                await self.dispatch(ss.Plugged())
+            elif isinstance(e, cpm.EvUnplugged):
+                await self.dispatch(ss.Unplugged())
+                await self._after_unplug()
+            elif isinstance(e, cpm.EvReady):
+                await self.dispatch(ss.EvReadyChanged(e.ready))
+            elif isinstance(e, cpm.CpShort):
+                msg = "control pilot shorted (state E)"
+                await self._set_fault(
+                    "cp_short", Fault(ErrorCode.EV_COMMUNICATION_ERROR, e.active, msg)
+                )
+
+    async def _after_unplug(self) -> None:
+        """Faults tied to the EV or the session clear when it leaves."""
+        for f in self.over_current.reset():
+            await self._set_fault("over_current", f)
+        for e in self.contactor.clear_stuck():
+            await self._contactor_effect(e)
+        if self._diode_bad:
+            self._diode_bad = False
+            await self._set_fault("diode", Fault(ErrorCode.EV_COMMUNICATION_ERROR, False))
+        if self.rcd.tripped:
+            await self.board.rcd.reset()  # IEC 61851-1 8.5: reset only with no EV connected
+            for f in self.rcd.measure(await self.board.rcd.tripped()):
+                await self._set_fault("rcd", f)
+
+    async def _on_meter(self, value: MeterValue) -> None:
+        self.meter = value
+        self.bus.publish(value)
+        if value.current_a:
+            now = self.clock.monotonic()
+            for f in self.over_current.measure(max(value.current_a), self.offered_a, now):
+                await self._set_fault("over_current", f)
+
+    async def _contactor_effect(self, e: SwitchContactor | Fault) -> None:
+        if isinstance(e, SwitchContactor):
+            await self.board.contactor.switch(e.closed)
+        else:
+            await self._set_fault("contactor", e)
+
+    async def _set_fault(self, source: str, fault: Fault) -> None:
+        """Record a fault from `source`; active faults open the contactor and block energy."""
+        was = self.errors.get(source)
+        if fault.active:
+            if was is not None:
+                return
+            event = PortErrorEvent(fault.code, fault.message, True)
+            self.errors[source] = event
+            self.bus.publish(event)
+            # Open first, then tell the session: a fault never waits for sequencing.
+            for e in self.contactor.request(False, self.clock.monotonic()):
+                await self._contactor_effect(e)
+            await self.dispatch(ss.Block("fault", True))
+            return
+        if was is None:
+            return
+        del self.errors[source]
+        if all(e.code is not was.code for e in self.errors.values()):
+            self.bus.publish(PortErrorEvent(was.code, was.message, False))
+        if not self.errors:
+            await self.dispatch(ss.Block("fault", False))
+
+    # ------------------------------------------------------------------ session and outputs
+
+    async def dispatch(self, event: ss.SessionInput) -> None:
+        """Feed the session machine (caller holds `lock`) and perform its effects."""
+        effects = self.session.handle(event, self.clock.time(), self._energy_wh)
+        for e in effects:
+            if isinstance(e, ss.Emit):
+                self.bus.publish(SessionEvent(e.type, e.session_id, e.transaction))
+            else:
+                await self._apply_outputs()
+
+    @property
+    def offered_a(self) -> float:
+        """The current offered through the pilot now (0 when the PWM is off)."""
+        return self._offer if self._duty is not None and 0 < self._duty < DUTY_OFF else 0.0
+
+    _offer = 0.0
+
+    async def _recompute_offer(self) -> None:
+        """Offer min(limit, config maximum, thermal derating); below 6 A pause instead."""
+        cfg_max = self.config.max_current_a
+        limit = cfg_max if self.limit_a is None else self.limit_a
+        derated = (
+            cfg_max * self.thermal.step.value if self.thermal.step is not ThermalStep.TRIP else 0.0
+        )
+        offer = min(limit, cfg_max, derated)
+        self._offer = offer
+        limits = LimitsChanged(max_current_a=offer, phases=self.limit_phases)
+        if limits != self.limits:
+            self.limits = limits
+            self.bus.publish(limits)
+        await self.dispatch(ss.Block("limit", offer < MIN_CURRENT_A))
+        await self._apply_outputs()
+
+    async def _apply_outputs(self) -> None:
+        """Pilot first, then contactor, then lock (IEC 61851-1 A.3: PWM off before opening)."""
+        drive = self.session.drive
+        if not drive.available:
+            duty = DUTY_UNAVAILABLE
+        elif drive.pwm and self._offer >= MIN_CURRENT_A:
+            duty = duty_from_amps(self._offer)
+        else:
+            duty = DUTY_OFF
+        if duty != self._duty:
+            self._duty = duty
+            await self.board.cp.set_duty(duty)
+        closed = drive.contactor and not self.errors
+        for e in self.contactor.request(closed, self.clock.monotonic()):
+            await self._contactor_effect(e)
+        if drive.lock != self._locked:
+            self._locked = drive.lock
+            await self.board.lock.lock(drive.lock)
+
+    async def run_locked(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn` under the runtime lock (commands from `LocalPort`)."""
+        async with self.lock:
+            await fn()
+
+    def publish(self, body: PortEventBody) -> PortEvent:
+        return self.bus.publish(body)
+
+    async def set_enabled(self, enabled: bool) -> None:
+        """Enable or disable the port (caller holds `lock`)."""
+        before = self.session.state is not ss.St.DISABLED
+        await self.dispatch(ss.Enable() if enabled else ss.Disable())
+        if before != enabled:
+            self.bus.publish(PortDisabledChanged(enabled))
