@@ -1,0 +1,373 @@
+"""A small OCPP 1.6J central system built on the `ocpp` package, for tests and `chargeport sim`.
+
+It accepts BootNotification, records StatusNotifications, answers Authorize from a set of
+accepted tags, assigns transaction ids and records meter_start / meter_stop, records
+MeterValues, and sends commands (RemoteStart, ChangeAvailability, SetChargingProfile, ...) to a
+connected charge point. Security profile 1 (Basic auth) and 2 (TLS) are optional.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import ssl
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import websockets
+from ocpp.routing import on as _untyped_on
+from ocpp.v16 import ChargePoint as _V16ChargePoint
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+__all__ = ["CentralSystem", "CsmsConnection", "Transaction"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def on(action: Action) -> Callable[[_F], _F]:
+    """`ocpp.routing.on`, typed."""
+    decorator: Callable[[_F], _F] = _untyped_on(action)
+    return decorator
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Transaction:
+    """One transaction as the CSMS saw it."""
+
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    meter_stop: int | None = None
+    reason: str | None = None
+    meter_values: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
+    """One connected charge point, seen from the central system."""
+
+    def __init__(self, cp_id: str, ws: ServerConnection, csms: CentralSystem) -> None:
+        super().__init__(cp_id, ws, response_timeout=csms.response_timeout)
+        self.ws = ws
+        self.csms = csms
+
+    def _record(self, action: str, payload: dict[str, Any]) -> None:
+        self.csms.messages.append((action, payload))
+        self.csms.changed()
+
+    @on(Action.boot_notification)
+    def on_boot(self, **kw: Any) -> Any:
+        self._record("BootNotification", kw)
+        return call_result.BootNotification(
+            current_time=_now(),
+            interval=self.csms.boot_interval,
+            status=self.csms.boot_status,
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **kw: Any) -> Any:
+        self._record("Heartbeat", kw)
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.status_notification)
+    def on_status(self, **kw: Any) -> Any:
+        self.csms.statuses.append((kw["connector_id"], kw["status"], kw["error_code"]))
+        self._record("StatusNotification", kw)
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **kw: Any) -> Any:
+        self._record("Authorize", {"id_tag": id_tag})
+        return call_result.Authorize(id_tag_info=self.csms.id_tag_info(id_tag))
+
+    @on(Action.start_transaction)
+    def on_start(self, connector_id: int, id_tag: str, meter_start: int, **kw: Any) -> Any:
+        tx_id = next(self.csms.tx_ids)
+        self.csms.transactions[tx_id] = Transaction(tx_id, connector_id, id_tag, meter_start)
+        self._record("StartTransaction", {"connector_id": connector_id, "id_tag": id_tag, **kw})
+        return call_result.StartTransaction(
+            transaction_id=tx_id, id_tag_info=self.csms.id_tag_info(id_tag)
+        )
+
+    @on(Action.stop_transaction)
+    def on_stop(self, transaction_id: int, meter_stop: int, **kw: Any) -> Any:
+        tx = self.csms.transactions.get(transaction_id)
+        if tx is not None:
+            tx.meter_stop = meter_stop
+            tx.reason = kw.get("reason")
+        self._record(
+            "StopTransaction", {"transaction_id": transaction_id, "meter_stop": meter_stop}
+        )
+        return call_result.StopTransaction()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, connector_id: int, meter_value: list[Any], **kw: Any) -> Any:
+        tx = self.csms.transactions.get(kw.get("transaction_id") or -1)
+        if tx is not None:
+            tx.meter_values.extend(meter_value)
+        self._record(
+            "MeterValues", {"connector_id": connector_id, "meter_value": meter_value, **kw}
+        )
+        return call_result.MeterValues()
+
+    @on(Action.firmware_status_notification)
+    def on_fw_status(self, status: str, **kw: Any) -> Any:
+        self._record("FirmwareStatusNotification", {"status": status})
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.diagnostics_status_notification)
+    def on_diag_status(self, status: str, **kw: Any) -> Any:
+        self._record("DiagnosticsStatusNotification", {"status": status})
+        return call_result.DiagnosticsStatusNotification()
+
+    async def send_raw(self, frame: str, unique_id: str | None, within_s: float = 5.0) -> Any:
+        """Send a hand-made frame; the decoded answer for `unique_id` (None: expect none)."""
+        async with self._call_lock:
+            await self.ws.send(frame)
+            if unique_id is None:
+                return None
+            msg = await self._get_specific_response(unique_id, within_s)
+            return json.loads(msg.to_json())
+
+
+class CentralSystem:
+    """The central system: a websockets server plus what it recorded."""
+
+    def __init__(
+        self,
+        accepted_tags: Iterable[str] = ("TAG-OK",),
+        *,
+        boot_status: str = "Accepted",
+        boot_interval: int = 300,
+        password: str = "",
+        ssl_context: ssl.SSLContext | None = None,
+        response_timeout: float = 10.0,
+    ) -> None:
+        self.accepted_tags = {t.casefold() for t in accepted_tags}
+        self.boot_status = boot_status
+        self.boot_interval = boot_interval
+        self.password = password
+        self.ssl_context = ssl_context
+        self.response_timeout = response_timeout
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.statuses: list[tuple[int, str, str]] = []
+        self.transactions: dict[int, Transaction] = {}
+        self.tx_ids = itertools.count(1001)
+        self.connections: dict[str, CsmsConnection] = {}
+        self.connects = 0
+        self.rejected_logins = 0
+        self._server: Server | None = None
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    # ------------------------------------------------------------ server
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ocpp"
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await serve(
+            self._handler,
+            "127.0.0.1",
+            port or self.port,
+            subprotocols=[Subprotocol("ocpp1.6")],
+            process_request=self._check_auth,
+            ssl=self.ssl_context,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close the server and every connection (the charge point sees the CSMS go away)."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> CentralSystem:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
+        if not self.password:
+            return None
+        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            self.rejected_logins += 1
+            self.changed()
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        conn = CsmsConnection(cp_id, ws, self)
+        self.connections[cp_id] = conn
+        self.connects += 1
+        self.changed()
+        try:
+            await conn.start()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if self.connections.get(cp_id) is conn:
+                del self.connections[cp_id]
+            self.changed()
+
+    # ------------------------------------------------------------ records
+
+    def changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._notify())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy; returns its value."""
+        async with asyncio.timeout(within_s):
+            async with self._changed:
+                while not (value := predicate()):
+                    await self._changed.wait()
+                return value
+
+    def id_tag_info(self, id_tag: str) -> dict[str, Any]:
+        ok = id_tag.casefold() in self.accepted_tags
+        return {"status": "Accepted" if ok else "Invalid"}
+
+    def actions(self, name: str) -> list[dict[str, Any]]:
+        return [p for a, p in self.messages if a == name]
+
+    def last_status(self, connector_id: int) -> str | None:
+        found = [s for c, s, _ in self.statuses if c == connector_id]
+        return found[-1] if found else None
+
+    async def connection(self, cp_id: str | None = None, within_s: float = 10.0) -> CsmsConnection:
+        """The connection of `cp_id` (or the only one), once it is there."""
+
+        def pick() -> CsmsConnection | None:
+            if cp_id is not None:
+                return self.connections.get(cp_id)
+            return next(iter(self.connections.values()), None)
+
+        conn: CsmsConnection = await self.wait_for(pick, within_s)
+        return conn
+
+    # ------------------------------------------------------------ commands
+
+    async def send(self, payload: Any, cp_id: str | None = None) -> Any:
+        """Send one CALL to the charge point; its CALLRESULT payload (raises on CALLERROR)."""
+        conn = await self.connection(cp_id)
+        return await conn.call(payload, suppress=False)
+
+    async def remote_start(self, id_tag: str, connector_id: int | None = None) -> str:
+        result = await self.send(
+            call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector_id)
+        )
+        return str(result.status)
+
+    async def remote_stop(self, transaction_id: int) -> str:
+        result = await self.send(call.RemoteStopTransaction(transaction_id=transaction_id))
+        return str(result.status)
+
+    async def change_availability(self, connector_id: int, kind: str) -> str:
+        result = await self.send(call.ChangeAvailability(connector_id=connector_id, type=kind))
+        return str(result.status)
+
+    async def set_charging_profile(self, connector_id: int, profile: dict[str, Any]) -> str:
+        result = await self.send(
+            call.SetChargingProfile(connector_id=connector_id, cs_charging_profiles=profile)
+        )
+        return str(result.status)
+
+    async def trigger(self, message: str, connector_id: int | None = None) -> str:
+        result = await self.send(
+            call.TriggerMessage(requested_message=message, connector_id=connector_id)
+        )
+        return str(result.status)
+
+    async def reserve_now(
+        self, connector_id: int, id_tag: str, reservation_id: int, expiry: str
+    ) -> str:
+        result = await self.send(
+            call.ReserveNow(
+                connector_id=connector_id,
+                expiry_date=expiry,
+                id_tag=id_tag,
+                reservation_id=reservation_id,
+            )
+        )
+        return str(result.status)
+
+    async def send_local_list(
+        self, version: int, entries: list[dict[str, Any]], update_type: str = "Full"
+    ) -> str:
+        result = await self.send(
+            call.SendLocalList(
+                list_version=version, update_type=update_type, local_authorization_list=entries
+            )
+        )
+        return str(result.status)
+
+    async def change_configuration(self, key: str, value: str) -> str:
+        result = await self.send(call.ChangeConfiguration(key=key, value=value))
+        return str(result.status)
+
+    async def send_raw(
+        self, frame: str, unique_id: str | None = None, cp_id: str | None = None
+    ) -> Any:
+        """A raw text frame; the decoded CALLRESULT/CALLERROR answering `unique_id`."""
+        conn = await self.connection(cp_id)
+        return await conn.send_raw(frame, unique_id)
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+
+async def _serve_forever(port: int, tags: list[str]) -> None:
+    csms = CentralSystem(tags)
+    await csms.start(port)
+    print(f"csms listening on {csms.url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await csms.stop()
+
+
+def main() -> None:
+    """`python -m chargeport.sim.csms --port N [--tag T ...]`: a stand-alone central system."""
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--tag", action="append", default=[])
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args.port, args.tag or ["TAG-OK"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,608 @@
+"""The OCPP 1.6J session: connection with backoff, boot rules, heartbeat, statuses, meter
+values, the transaction journal and the smart-charging limits.
+
+Theory of operation:
+
+- One `OcppSession` runs for the life of the main. It watches every port (all ports are
+  alike), folds their events into connector statuses and transactions, and journals
+  StartTransaction / StopTransaction / transaction MeterValues in SQLite *before* anything
+  is sent (OCPP 1.6 section 4.10), so a restart loses none of them.
+- The connection loop reconnects with exponential backoff. BootNotification is sent once per
+  process: nothing else goes out before it is Accepted, Pending/Rejected are retried after
+  the interval the CSMS gave (section 4.2); a mere reconnect sends no new BootNotification.
+- A single sender task per connection serialises every CALL (OCPP-J allows one outstanding
+  CALL): journal entries first, in journal order, then live messages (StatusNotification,
+  Heartbeat, Authorize, firmware/diagnostics statuses, triggered messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+import websockets
+from ocpp.charge_point import camel_to_snake_case
+from ocpp.exceptions import OCPPError
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from chargeport.board import ResetKind
+from chargeport.clock import Clock, RealClock
+from chargeport.port import ChargePort, MeterValue, PortError, PortEvent, SessionEvent, StopReason
+from chargeport.port import SessionEventType as Ev
+from main_node.ocpp.auth import AuthStore
+from main_node.ocpp.charge_point import StationChargePoint
+from main_node.ocpp.connector_status import (
+    ConnectorStatus,
+    ConnectorStatusTracker,
+    station_status,
+)
+from main_node.ocpp.journal import TransactionJournal
+from main_node.ocpp.meter_values import (
+    DEFAULT_MEASURANDS,
+    MeterTimer,
+    iso_time,
+    meter_value_entry,
+    meter_values_payload,
+)
+from main_node.ocpp.station_state import StationState
+from system_aggregator.api import StationSystem
+
+__all__ = ["LimitSink", "OcppSession", "Offline", "SessionOptions"]
+
+log = logging.getLogger(__name__)
+
+LimitSink = Callable[[int, float | None], None]
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`; True when it was set.
+
+    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for can swallow a
+    cancellation that races with the inner wait, which hangs a TaskGroup on shutdown.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+class Offline(Exception):
+    """A live message could not be sent: no accepted connection to the CSMS."""
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Connection settings; `time_scale` shrinks every OCPP interval (tests use < 1)."""
+
+    url: str
+    station_id: str
+    vendor: str = "chargeport"
+    model: str = "chargeport-4"
+    serial: str = ""
+    firmware_version: str = ""
+    basic_auth_password: str = ""  # security profile 1 (OCPP 1.6 security whitepaper)
+    ca_file: str = ""  # security profile 2: wss:// verified against this CA
+    response_timeout_s: float = 30.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    time_scale: float = 1.0
+    limit_refresh_s: float = 30.0
+
+
+@dataclass
+class _Tx:
+    local_tx: str
+    started: float
+    id_tag: str
+
+
+class OcppSession(StationState):
+    """The station's one OCPP charge point session (implements `charge_point.Host`)."""
+
+    def __init__(
+        self,
+        options: SessionOptions,
+        ports: Mapping[int, ChargePort],
+        conn: Any,
+        *,
+        system: StationSystem | None = None,
+        limit_sink: LimitSink | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(ports, conn, clock or RealClock())
+        self.options = options
+        self.system = system
+        self.journal = TransactionJournal(conn)
+        self.auth = AuthStore(conn)
+        self._limit_sink = limit_sink
+        self._cp: StationChargePoint | None = None
+        self._boot_accepted = False
+        self.boot_count = 0
+        self._live: asyncio.Queue[tuple[Any, asyncio.Future[Any] | None]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._limits_wake = asyncio.Event()
+        self._meter_wake = asyncio.Event()
+        self._hb_wake = asyncio.Event()
+        self._last_limits: dict[int, float | None] = {}
+        self._last_sent: dict[int, ConnectorStatus] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self.connected = asyncio.Event()  # set while an accepted connection is up
+        self._timer = MeterTimer(
+            list(ports), self._interval("MeterValueSampleInterval", 60), self._aligned()
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Run until cancelled: port watchers, meter and limit loops, the connection."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            for cid, port in sorted(self.ports.items()):
+                tg.create_task(self._watch_port(cid, port))
+            tg.create_task(self._meter_loop())
+            tg.create_task(self._limit_loop())
+            if self.options.url:
+                tg.create_task(self._connection_loop())
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the session's task group; its failure is logged, not fatal."""
+        assert self._tg is not None, "session not running"
+        self._tg.create_task(self._guard(coro))
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except (Offline, PortError, OCPPError, TimeoutError, OSError) as exc:
+            log.warning("background OCPP work failed: %s", exc)
+        except websockets.ConnectionClosed:
+            log.info("connection closed during background OCPP work")
+
+    @property
+    def online(self) -> bool:
+        return self._cp is not None
+
+    # ------------------------------------------------------------ connection
+
+    def _ws_url(self) -> str:
+        return self.options.url.rstrip("/") + "/" + self.options.station_id
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "subprotocols": [Subprotocol("ocpp1.6")],
+            "open_timeout": 10,
+            "ping_interval": 20,
+        }
+        if self.options.basic_auth_password:
+            token = f"{self.options.station_id}:{self.options.basic_auth_password}"
+            basic = base64.b64encode(token.encode()).decode()
+            kwargs["additional_headers"] = {"Authorization": f"Basic {basic}"}
+        if self.options.url.startswith("wss://"):
+            ctx = ssl.create_default_context(cafile=self.options.ca_file or None)
+            kwargs["ssl"] = ctx
+        return kwargs
+
+    async def _connection_loop(self) -> None:
+        delay = self.options.backoff_initial_s
+        while True:
+            try:
+                async with connect(self._ws_url(), **self._connect_kwargs()) as ws:
+                    delay = self.options.backoff_initial_s
+                    await self._serve(ws)
+            except* (OSError, TimeoutError, websockets.WebSocketException) as group:
+                log.info("CSMS connection lost or refused: %s", group.exceptions[0])
+            finally:
+                self._cp = None
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.options.backoff_max_s)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        cp = StationChargePoint(
+            self.options.station_id, ws, self, response_timeout=self.options.response_timeout_s
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(cp.start())
+            first = not self._boot_accepted
+            if first:
+                await self._boot(cp)
+            self._cp = cp
+            self.connected.set()
+            self._queue_statuses(everything=first)
+            tg.create_task(self._sender_loop(cp))
+            tg.create_task(self._heartbeat_loop())
+
+    async def _boot(self, cp: StationChargePoint) -> None:
+        """BootNotification until Accepted; nothing else may be sent before (section 4.2)."""
+        while True:
+            self.boot_count += 1
+            result = await cp.call(
+                call.BootNotification(
+                    charge_point_model=self.options.model,
+                    charge_point_vendor=self.options.vendor,
+                    charge_point_serial_number=self.options.serial or None,
+                    firmware_version=self.options.firmware_version or None,
+                ),
+                suppress=False,
+            )
+            if result.status == "Accepted":
+                if result.interval > 0:
+                    self.config.change("HeartbeatInterval", str(result.interval))
+                self._boot_accepted = True
+                return
+            wait = result.interval if result.interval > 0 else 30
+            log.info("BootNotification %s; retrying in %d s", result.status, wait)
+            await asyncio.sleep(wait * self.options.time_scale)
+
+    # ------------------------------------------------------------ the sender
+
+    async def _sender_loop(self, cp: StationChargePoint) -> None:
+        while True:
+            entry = self.journal.next_due(self.now())
+            if entry is not None:
+                await self._deliver(cp, entry)
+                continue
+            if not self._live.empty():
+                payload, fut = self._live.get_nowait()
+                await self._send_live(cp, payload, fut)
+                continue
+            self._wake.clear()
+            await _wait_event(self._wake, self._retry_poll())
+
+    def _retry_poll(self) -> float:
+        return max(0.01, self._interval("TransactionMessageRetryInterval", 60) / 4)
+
+    async def _send_live(
+        self, cp: StationChargePoint, payload: Any, fut: asyncio.Future[Any] | None
+    ) -> None:
+        try:
+            result = await cp.call(payload, suppress=False)
+        except (OCPPError, TimeoutError) as exc:
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+            else:
+                log.warning("%s refused: %s", type(payload).__name__, exc)
+            return
+        except BaseException as exc:
+            if fut is not None and not fut.done():
+                fut.set_exception(Offline(str(exc)))
+            raise
+        if isinstance(payload, call.StatusNotification):
+            self._last_sent[payload.connector_id] = ConnectorStatus(
+                payload.status, payload.error_code, payload.info
+            )
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    async def _deliver(self, cp: StationChargePoint, entry: Any) -> None:
+        """Send one journal entry; a CALLERROR or no answer counts as a failed attempt."""
+        payload = getattr(call, entry.action)(**camel_to_snake_case(entry.payload))
+        try:
+            result = await cp.call(payload, suppress=False)
+        except (OCPPError, TimeoutError) as exc:
+            log.warning("%s not processed by the CSMS: %s", entry.action, exc)
+            self.journal.mark_failed_attempt(
+                entry.id,
+                self.now(),
+                self.config_int("TransactionMessageAttempts", 3),
+                self._interval("TransactionMessageRetryInterval", 60),
+            )
+            return
+        response = asdict(result) if is_dataclass(result) and not isinstance(result, type) else {}
+        self.journal.mark_delivered(entry.id, response)
+        info = response.get("id_tag_info")
+        if entry.action == "StartTransaction" and isinstance(info, dict):
+            id_tag = str(entry.payload.get("idTag", ""))
+            self._cache(id_tag, info)
+            tx = self.active_tx.get(entry.connector_id)
+            if (
+                info.get("status") != "Accepted"
+                and tx is not None
+                and tx.local_tx == entry.local_tx
+            ):
+                # StopTransactionOnInvalidId (section 9.1.27) defaults to true here.
+                self.spawn(
+                    self.ports[entry.connector_id].stop_transaction(StopReason.DE_AUTHORIZED)
+                )
+
+    async def async_request(self, payload: Any) -> Any:
+        """Send a live CALL through the sender and return its result; `Offline` when offline."""
+        if not self.online:
+            raise Offline(type(payload).__name__)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._live.put_nowait((payload, fut))
+        self._wake.set()
+        return await fut
+
+    def _post(self, payload: Any) -> None:
+        """Queue a live CALL whose answer nobody waits for; dropped while offline."""
+        if self.online:
+            self._live.put_nowait((payload, None))
+            self._wake.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._hb_wake.clear()
+            interval = self._interval("HeartbeatInterval", 300) or 3600.0
+            if not await _wait_event(self._hb_wake, interval):
+                self._post(call.Heartbeat())
+            # else: the interval changed; start over with the new one
+
+    # ------------------------------------------------------------ statuses
+
+    def _status_payload(self, cid: int, status: ConnectorStatus) -> Any:
+        return call.StatusNotification(
+            connector_id=cid,
+            error_code=status.error_code,
+            status=status.status,
+            timestamp=iso_time(self.now()),
+            info=status.info,
+        )
+
+    def status_of(self, connector_id: int) -> ConnectorStatus:
+        if connector_id == 0:
+            return station_status(self.operative(0))
+        tracker = self.trackers.get(connector_id)
+        return tracker.current if tracker else ConnectorStatus("Unavailable")
+
+    def status_changed(self, cid: int) -> None:
+        self._post(self._status_payload(cid, self.status_of(cid)))
+
+    def _queue_statuses(self, everything: bool) -> None:
+        """Connector 0 and every connector at boot; after a reconnect only what changed."""
+        for cid in [0, *sorted(self.trackers)]:
+            current = self.status_of(cid)
+            if everything or self._last_sent.get(cid) != current:
+                self._post(self._status_payload(cid, current))
+
+    # ------------------------------------------------------------ ports
+
+    async def _watch_port(self, cid: int, port: ChargePort) -> None:
+        stream = port.events()
+        try:
+            snapshot = await port.status()
+        except PortError:
+            snapshot = None
+        tracker = ConnectorStatusTracker(snapshot, link_up=snapshot is not None)
+        self.trackers[cid] = tracker
+        if snapshot is not None and snapshot.transaction_id and cid not in self.active_tx:
+            self.active_tx[cid] = _Tx(snapshot.transaction_id, self.now(), "")
+            self._timer.start(cid, self.now())
+        if snapshot is not None and snapshot.meter is not None:
+            self.latest_meter[cid] = snapshot.meter
+        await self.apply_persisted_availability(cid)
+        self.status_changed(cid)
+        async for event in stream:
+            self.on_port_event(cid, event)
+
+    def on_port_event(self, cid: int, event: PortEvent) -> None:
+        """Fold one port event in: status, meter, transactions, presented id tags."""
+        body = event.body
+        tracker = self.trackers.get(cid)
+        if tracker is not None and tracker.apply(body) is not None:
+            self.status_changed(cid)
+        if isinstance(body, MeterValue):
+            self.latest_meter[cid] = body
+        elif isinstance(body, SessionEvent):
+            self._on_session(cid, body, event.timestamp)
+
+    def _on_session(self, cid: int, ev: SessionEvent, ts: float) -> None:
+        tx = ev.transaction
+        if ev.type is Ev.TRANSACTION_STARTED and tx is not None:
+            payload: dict[str, Any] = {
+                "connector_id": cid,
+                "id_tag": tx.id_tag,
+                "meter_start": round(tx.meter_wh),
+                "timestamp": iso_time(ts),
+            }
+            if tx.reservation_id is not None:
+                payload["reservation_id"] = tx.reservation_id
+            self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
+            self.active_tx[cid] = _Tx(tx.transaction_id, ts, tx.id_tag)
+            self._timer.start(cid, self.now())
+            self.install_pending_tx_profile(cid)
+            self._wake.set()
+            self._meter_wake.set()
+            self.limits_changed()
+        elif ev.type is Ev.TRANSACTION_FINISHED and tx is not None:
+            reason = tx.stop_reason.value if tx.stop_reason else "Local"
+            stop: dict[str, Any] = {
+                "meter_stop": round(tx.meter_wh),
+                "timestamp": iso_time(ts),
+                "reason": reason,
+                "id_tag": tx.id_tag or None,
+                "transaction_id": 0,  # the journal substitutes the CSMS id (section 4.10)
+            }
+            self.journal.enqueue("StopTransaction", stop, cid, tx.transaction_id)
+            self.active_tx.pop(cid, None)
+            self.profiles.transaction_ended(cid)
+            self._timer.stop(cid)
+            self._wake.set()
+            self.limits_changed()
+            self.spawn(self.apply_scheduled_availability(cid))
+        elif ev.type is Ev.RESERVATION_END:
+            self.reservations = {rid: r for rid, r in self.reservations.items() if r[0] != cid}
+        elif ev.type is Ev.AUTH_REQUIRED and tx is not None and tx.id_tag:
+            # A locally presented id tag (RFID swipe) comes as AuthRequired with its tag.
+            self.spawn(self.async_local_authorize(cid, tx.id_tag))
+
+    # ------------------------------------------------------------ authorization
+
+    def _cache(self, id_tag: str, info: dict[str, Any]) -> None:
+        if id_tag and self.config_bool("AuthorizationCacheEnabled", True):
+            self.auth.cache_put(id_tag, info, self.now())
+
+    async def async_check_id_tag(self, id_tag: str) -> bool:
+        """Authorize an id tag: local list / cache, Authorize.req, offline rules (section 3.5)."""
+        now = self.now()
+        use_list = self.config_bool("LocalAuthListEnabled", True)
+        use_cache = self.config_bool("AuthorizationCacheEnabled", True)
+        known = self.auth.lookup(id_tag, now, use_list=use_list, use_cache=use_cache)
+        if self.online:
+            if known is not None and self.config_bool("LocalPreAuthorize", False):
+                return bool(known.get("status") == "Accepted")
+            try:
+                result = await self.async_request(call.Authorize(id_tag=id_tag))
+            except (Offline, OCPPError, TimeoutError) as exc:
+                log.info("Authorize.req failed (%s); deciding offline", exc)
+            else:
+                info = dict(result.id_tag_info)
+                self._cache(id_tag, info)
+                return bool(info.get("status") == "Accepted")
+        decision = self.auth.authorize_offline(
+            id_tag,
+            now,
+            self.config_bool("LocalAuthorizeOffline", True),
+            self.config_bool("AllowOfflineTxForUnknownId", False),
+            use_list=use_list,
+            use_cache=use_cache,
+        )
+        return decision is not None and decision.get("status") == "Accepted"
+
+    async def async_local_authorize(self, cid: int, id_tag: str) -> None:
+        """A tag presented at a port: stop its own transaction, or authorize a new one."""
+        tx = self.active_tx.get(cid)
+        if tx is not None:
+            if tx.id_tag.casefold() == id_tag.casefold():
+                await self.ports[cid].stop_transaction(StopReason.LOCAL)
+            return
+        if await self.async_check_id_tag(id_tag):
+            await self.ports[cid].authorize(id_tag, self.reservation_for(cid, id_tag))
+        else:
+            log.info("id tag %s refused on connector %d", id_tag, cid)
+
+    async def async_remote_start(
+        self, connector_id: int, id_tag: str, profile: dict[str, Any] | None
+    ) -> None:
+        """RemoteStartTransaction accepted: authorize (if AuthorizeRemoteTxRequests), then go."""
+        if self.config_bool("AuthorizeRemoteTxRequests", False):
+            if not await self.async_check_id_tag(id_tag):
+                log.info("remote start for %s refused by authorization", id_tag)
+                return
+        if profile is not None:
+            self.pending_tx_profile[connector_id] = profile
+        await self.ports[connector_id].authorize(id_tag, self.reservation_for(connector_id, id_tag))
+
+    # ------------------------------------------------------------ meter values
+
+    async def _meter_loop(self) -> None:
+        while True:
+            now = self.now()
+            deadline = self._timer.next_deadline(now)
+            wait = 3600.0 if deadline is None else max(0.0, deadline - now)
+            self._meter_wake.clear()
+            await _wait_event(self._meter_wake, wait)
+            for cid, context in self._timer.due(self.now()):
+                self.send_meter_values(cid, context)
+
+    def _measurands(self, key: str) -> list[str]:
+        raw = self.config_str(key, ",".join(DEFAULT_MEASURANDS))
+        return [m.strip() for m in raw.split(",") if m.strip()]
+
+    def send_meter_values(self, cid: int, context: str) -> None:
+        """One MeterValues.req for `cid`: journaled inside a transaction, live otherwise."""
+        mv = self.latest_meter.get(cid)
+        if mv is None:
+            return
+        key = "MeterValuesAlignedData" if context == "Sample.Clock" else "MeterValuesSampledData"
+        entry = meter_value_entry(self.now(), mv, context, self._measurands(key))
+        tx = self.active_tx.get(cid)
+        if tx is not None and context != "Trigger":
+            self.journal.enqueue(
+                "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
+            )
+            self._wake.set()
+            return
+        tx_id = self.journal.transaction_id(tx.local_tx) if tx is not None else None
+        self._post(call.MeterValues(**meter_values_payload(cid, [entry], tx_id)))
+
+    def _aligned(self) -> float:
+        return self._interval("ClockAlignedDataInterval", 0)
+
+    def config_changed(self, key: str) -> None:
+        if key in ("MeterValueSampleInterval", "ClockAlignedDataInterval"):
+            self._timer.configure(
+                self._interval("MeterValueSampleInterval", 60), self._aligned(), self.now()
+            )
+            self._meter_wake.set()
+        elif key == "HeartbeatInterval":
+            self._hb_wake.set()
+
+    def _interval(self, key: str, default: int) -> float:
+        """An interval config key in seconds, shrunk by `time_scale` (tests)."""
+        return float(self.config_int(key, default)) * self.options.time_scale
+
+    def journal_tx_id(self, local_tx: str) -> int | None:
+        return self.journal.transaction_id(local_tx)
+
+    # ------------------------------------------------------------ limits
+
+    def limits_changed(self) -> None:
+        self._limits_wake.set()
+
+    async def _limit_loop(self) -> None:
+        while True:
+            self._push_limits()
+            self._limits_wake.clear()
+            await _wait_event(self._limits_wake, self.options.limit_refresh_s)
+
+    def _push_limits(self) -> None:
+        """Hand each connector's profile limit (0 = station max) to the energy manager."""
+        if self._limit_sink is None:
+            return
+        now = self.now()
+        for cid in [0, *sorted(self.ports)]:
+            if cid == 0:
+                amps = self.profiles.station_limit(now)
+            else:
+                amps = self.profiles.limit(cid, now, self.transaction_start(cid))
+            if self._last_limits.get(cid, -1.0) != amps:
+                self._last_limits[cid] = amps
+                self._limit_sink(cid, amps)
+
+    # ------------------------------------------------------------ triggers, reset, firmware
+
+    async def async_trigger(self, message: str, connector_id: int | None) -> None:
+        """Send the message a TriggerMessage asked for (section 5.17)."""
+        targets = [connector_id] if connector_id else sorted(self.ports)
+        if message == "BootNotification":
+            if self._cp is not None:
+                await self._boot(self._cp)
+        elif message == "Heartbeat":
+            self._post(call.Heartbeat())
+        elif message == "StatusNotification":
+            for cid in [connector_id] if connector_id is not None else [0, *targets]:
+                self.status_changed(cid)
+        elif message == "MeterValues":
+            for cid in targets:
+                self.send_meter_values(cid, "Trigger")
+        elif message == "FirmwareStatusNotification":
+            self._post(call.FirmwareStatusNotification(status=self.firmware_status))
+        elif message == "DiagnosticsStatusNotification":
+            self._post(call.DiagnosticsStatusNotification(status=self.diagnostics_status))
+
+    async def async_firmware_status(self, status: str) -> None:
+        self.firmware_status = status
+        self._post(call.FirmwareStatusNotification(status=status))
+
+    async def async_diagnostics_status(self, status: str) -> None:
+        self.diagnostics_status = status
+        self._post(call.DiagnosticsStatusNotification(status=status))
+
+    async def async_reset(self, kind: ResetKind) -> None:
+        """Stop running transactions (section 5.14), then let the aggregator reset the boards."""
+        reason = StopReason.HARD_RESET if kind is ResetKind.HARD else StopReason.SOFT_RESET
+        for cid in sorted(self.active_tx):
+            with contextlib.suppress(PortError):
+                await self.ports[cid].stop_transaction(reason)
+        if self.system is not None:
+            await self.system.reset(kind)
