@@ -1,0 +1,493 @@
+"""Energy manager: share the site's current among the station's ports.
+
+Theory of operation. The pure core (`available_current`, `allocate`, `order_pushes`) turns
+inputs into numbers; the async `EnergyManager` folds port events into per-port facts, recomputes
+on every relevant change (event-driven, no polling in the path) and pushes `set_limit`.
+
+- Available current per phase = the site limit (grid connection), lowered by the building's
+  other load when a mains reading exists (`site - max_p(mains_p - ours_p)`) and by the OCPP
+  ChargePointMaxProfile limit (connector 0), minus current still reserved for satellites whose
+  link dropped (they keep their last limit until it expires: a satellite's grace period).
+- Conservative phase model: phase rotation is unknown, so every port is assumed to load the same
+  phase; one scalar budget per phase covers 1- and 3-phase ports alike.
+- Fair share with water-filling: a port capped below its share (its max current, a per-connector
+  OCPP or local limit) returns the surplus to the others.
+- IEC 61851-1 minimum (6 A, duty 10 %): a port that cannot get it gets 0 (paused), never less.
+  When the budget does not cover everyone, the most recently started sessions pause first
+  (first come, first served; ties by connector id), so the choice is deterministic.
+- Idle ports (no authorized session) get 0, not a standby offer: a standby reserve would waste
+  site capacity, and the path from `Authorized` to `set_limit` takes milliseconds while an EV
+  needs seconds to close its contactor. Reductions are sent before increases, so the sum of
+  limits on the ports never exceeds the budget in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chargeport.clock import Clock
+from chargeport.config import EnergyConfig
+from chargeport.port import (
+    ChargePort,
+    LimitsChanged,
+    LinkChanged,
+    MeterValue,
+    PortDisabledChanged,
+    PortError,
+    PortEvent,
+    PortEventBody,
+    SessionEvent,
+    SessionEventType,
+    SessionState,
+)
+
+__all__ = [
+    "VALID_FOR_PERIODS",
+    "EnergyManager",
+    "EnergySnapshot",
+    "PortDemand",
+    "allocate",
+    "available_current",
+    "order_pushes",
+]
+
+log = logging.getLogger(__name__)
+
+VALID_FOR_PERIODS = 3  # a pushed limit outlives this many refreshes, then expires on the port
+_RESOLUTION_A = 0.1  # limits are rounded down to this step so their sum stays in budget
+
+# Session events that start (True) or end (False) a port's demand for energy. Before
+# authorization the session machine offers no PWM, so a plugged-in EV cannot draw yet.
+_DEMAND: dict[SessionEventType, bool] = {
+    SessionEventType.AUTHORIZED: True,
+    SessionEventType.TRANSACTION_STARTED: True,
+    SessionEventType.PREPARE_CHARGING: True,
+    SessionEventType.CHARGING_STARTED: True,
+    SessionEventType.CHARGING_RESUMED: True,
+    SessionEventType.CHARGING_PAUSED_EV: True,  # the EV may resume at any moment (B -> C)
+    SessionEventType.CHARGING_PAUSED_EVSE: True,  # paused by us: resumes when current frees up
+    SessionEventType.WAITING_FOR_ENERGY: True,
+    SessionEventType.DEAUTHORIZED: False,
+    SessionEventType.STOPPING_CHARGING: False,
+    SessionEventType.CHARGING_FINISHED: False,
+    SessionEventType.TRANSACTION_FINISHED: False,
+    SessionEventType.SESSION_FINISHED: False,
+    SessionEventType.PLUGIN_TIMEOUT: False,
+    SessionEventType.DISABLED: False,
+}
+
+_DEMAND_STATES = {
+    SessionState.PREPARING,
+    SessionState.CHARGING,
+    SessionState.PAUSED_EV,
+    SessionState.PAUSED_EVSE,
+}
+
+
+# ------------------------------------------------------------------ pure core
+
+
+@dataclass(frozen=True, slots=True)
+class PortDemand:
+    """One port as the allocator sees it."""
+
+    connector_id: int
+    active: bool  # a vehicle in an authorized session wants energy
+    max_current_a: float  # the port's ceiling: hardware max and any per-connector limit
+    phases: int = 3
+    order: int = 0  # session start order: higher started later and pauses first
+
+
+def available_current(
+    site_limit_a: float,
+    mains_a: Sequence[float] | None = None,
+    own_a: Sequence[float] = (),
+    station_limit_a: float | None = None,
+) -> float:
+    """Current per phase the ports may share: site limit less the building's other load."""
+    available = site_limit_a
+    if mains_a is not None:
+        own = [*own_a, 0.0, 0.0, 0.0][:3]
+        # The mains meter sees our ports too; only the rest of the building is subtracted.
+        other = max(max(m - o, 0.0) for m, o in zip(mains_a, own, strict=False))
+        available -= other
+    if station_limit_a is not None:
+        available = min(available, station_limit_a)
+    return max(available, 0.0)
+
+
+def _water_fill(budget: float, caps: Sequence[float]) -> list[float]:
+    """Equal shares, where a share above a cap is redistributed among the others."""
+    shares = [0.0] * len(caps)
+    remaining = budget
+    by_cap = sorted(range(len(caps)), key=lambda i: caps[i])
+    for rank, i in enumerate(by_cap):
+        shares[i] = min(caps[i], remaining / (len(caps) - rank))
+        remaining -= shares[i]
+    return shares
+
+
+def _floor(amps: float) -> float:
+    return math.floor(amps / _RESOLUTION_A + 1e-6) * _RESOLUTION_A
+
+
+def allocate(
+    available_a: float, ports: Iterable[PortDemand], min_current_a: float = 6.0
+) -> dict[int, float]:
+    """Amps per connector: water-filled fair share, 0 for ports below the IEC 61851 minimum."""
+    ports = list(ports)
+    result = {p.connector_id: 0.0 for p in ports}
+    # A ceiling below the minimum cannot be honoured by PWM (IEC 61851-1 A.2.3): pause it.
+    eligible = sorted(
+        (p for p in ports if p.active and p.max_current_a >= min_current_a and p.max_current_a > 0),
+        key=lambda p: (p.order, p.connector_id),
+    )
+    budget = max(available_a, 0.0)
+    if min_current_a > 0:
+        # Every eligible ceiling is >= the minimum, so k ports fit iff budget >= k * minimum.
+        eligible = eligible[: int(budget / min_current_a + 1e-9)]
+    shares = _water_fill(budget, [p.max_current_a for p in eligible])
+    for port, share in zip(eligible, shares, strict=True):
+        result[port.connector_id] = max(_floor(share), min_current_a)
+    return result
+
+
+def order_pushes(
+    previous: Mapping[int, float | None], desired: Mapping[int, float]
+) -> tuple[list[int], list[int]]:
+    """Split pushes into (first, then): reductions and unknowns before increases."""
+    first: list[int] = []
+    then: list[int] = []
+    for cid in sorted(desired):
+        before = previous.get(cid)
+        (then if before is not None and desired[cid] > before else first).append(cid)
+    return first, then
+
+
+# ------------------------------------------------------------------ async manager
+
+
+@dataclass(frozen=True, slots=True)
+class EnergySnapshot:
+    """What the dashboard and the MQTT API show."""
+
+    site_limit_a: float
+    available_a: float
+    mains_a: tuple[float, float, float] | None
+    station_limit_a: float | None
+    allocation: dict[int, float]
+    active: tuple[int, ...]
+    paused: tuple[int, ...]  # active, but below the minimum share: allocated 0
+    reserved: dict[int, float] = field(default_factory=dict)  # link lost, limit not expired
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able data (connector ids as strings)."""
+        return {
+            "site_limit_a": self.site_limit_a,
+            "available_a": round(self.available_a, 2),
+            "mains_a": list(self.mains_a) if self.mains_a is not None else None,
+            "station_limit_a": self.station_limit_a,
+            "allocation": {str(k): v for k, v in sorted(self.allocation.items())},
+            "active": list(self.active),
+            "paused": list(self.paused),
+            "reserved": {str(k): v for k, v in sorted(self.reserved.items())},
+        }
+
+
+@dataclass
+class _PortFacts:
+    active: bool = False
+    order: int = 0
+    link_up: bool = True
+    enabled: bool = True
+    current_a: tuple[float, ...] = ()
+    profile_limit_a: float | None = None  # OCPP per-connector profile
+    local_limit_a: float | None = None  # operator limit (MQTT / dashboard)
+    local_phases: int | None = None
+    last_sent: float | None = None  # last limit the port acknowledged
+    reserve_a: float = 0.0
+    reserve_until: float = 0.0
+    drift_resent_at: float = -math.inf
+
+
+def _check_amps(amps: float | None) -> None:
+    if amps is not None and not (math.isfinite(amps) and amps >= 0):
+        raise ValueError(f"a current limit must be a finite number >= 0, got {amps!r}")
+
+
+class EnergyManager:
+    """Pushes each port its share of the site's current; loop-only, start()/stop() owned."""
+
+    def __init__(self, ports: Mapping[int, ChargePort], config: EnergyConfig, clock: Clock) -> None:
+        self._ports = dict(ports)
+        self._config = config
+        self._clock = clock
+        self.valid_for_s = VALID_FOR_PERIODS * config.refresh_s
+        self._facts = {cid: _PortFacts(order=cid) for cid in self._ports}
+        self._next_order = max(self._ports, default=0) + 1
+        self._mains: tuple[float, float, float] | None = None
+        self._station_limit: float | None = None
+        self._allocation: dict[int, float] = dict.fromkeys(self._ports, 0.0)
+        self._snapshot = self._compute()[1]
+        self._listeners: list[Callable[[EnergySnapshot], None]] = []
+        self._wake = asyncio.Event()
+        self._refresh_due = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -------------------------------------------------------------- inputs (loop thread)
+
+    def set_profile_limit(self, connector_id: int, amps: float | None) -> None:
+        """OCPP charging profile limit in A per phase; connector 0 = whole station; None clears."""
+        _check_amps(amps)
+        if connector_id == 0:
+            self._station_limit = amps
+        elif connector_id in self._facts:
+            self._facts[connector_id].profile_limit_a = amps
+        else:
+            raise ValueError(f"no connector {connector_id}")
+        self._wake.set()
+
+    def set_connector_limit(
+        self, connector_id: int, amps: float | None, phases: int | None = None
+    ) -> None:
+        """Operator limit for one connector (MQTT / dashboard); None clears it."""
+        _check_amps(amps)
+        facts = self._facts.get(connector_id)
+        if facts is None:
+            raise ValueError(f"no connector {connector_id}")
+        facts.local_limit_a = amps
+        facts.local_phases = phases if amps is not None else None
+        self._wake.set()
+
+    def set_mains_reading(self, currents_a: tuple[float, float, float]) -> None:
+        """The building's live L1..L3 currents at the grid connection (our ports included)."""
+        values = tuple(float(c) for c in currents_a)
+        if len(values) != 3 or not all(math.isfinite(c) and c >= 0 for c in values):
+            raise ValueError(f"expected three finite currents >= 0, got {currents_a!r}")
+        self._mains = (values[0], values[1], values[2])
+        self._wake.set()
+
+    # -------------------------------------------------------------- outputs
+
+    def allocation(self) -> dict[int, float]:
+        """The latest computed amps per connector."""
+        return dict(self._allocation)
+
+    def snapshot(self) -> EnergySnapshot:
+        """The latest inputs and allocation, for display."""
+        return self._snapshot
+
+    def add_listener(self, listener: Callable[[EnergySnapshot], None]) -> Callable[[], None]:
+        """Call `listener` on the loop whenever the snapshot changes; returns a remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to every port and start pushing limits."""
+        if self._tasks:
+            return
+        for cid, port in self._ports.items():
+            # Subscribe now, so every event after start() returns is seen.
+            self._spawn(self._async_follow(cid, port, port.events()), f"energy-port-{cid}")
+        self._spawn(self._async_pusher(), "energy-pusher")
+        self._spawn(self._async_refresh(), "energy-refresh")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Cancel and reap every task this manager started."""
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+
+    # -------------------------------------------------------------- folding events
+
+    def _apply(self, cid: int, body: PortEventBody) -> bool:
+        """Fold one port event; True when the allocation may change."""
+        facts = self._facts[cid]
+        if isinstance(body, SessionEvent):
+            if body.type is SessionEventType.SESSION_STARTED:
+                facts.order = self._next_order
+                self._next_order += 1
+            demand = _DEMAND.get(body.type)
+            if demand is None or demand == facts.active:
+                return False
+            facts.active = demand
+            return True
+        if isinstance(body, MeterValue):
+            facts.current_a = body.current_a
+            return self._mains is not None  # own current only matters against a mains reading
+        if isinstance(body, LimitsChanged):
+            # The port's effective limit drifted from ours (expiry fallback, satellite
+            # restart): re-send once per refresh period, so an echo can never loop.
+            now = self._clock.monotonic()
+            drifted = facts.last_sent is not None and body.max_current_a != facts.last_sent
+            if drifted and now - facts.drift_resent_at >= self._config.refresh_s:
+                facts.drift_resent_at = now
+                facts.last_sent = None
+                return True
+            return False
+        if isinstance(body, PortDisabledChanged):
+            facts.enabled = body.enabled
+            return True
+        if isinstance(body, LinkChanged):
+            if facts.link_up and not body.connected:
+                # The satellite keeps its last limit until valid_for runs out: keep it reserved.
+                facts.reserve_a = facts.last_sent or 0.0
+                facts.reserve_until = self._clock.monotonic() + self.valid_for_s
+            facts.link_up = body.connected
+            facts.last_sent = None  # unknown after a link change: resend on reconnect
+            return True
+        return False
+
+    def _apply_status(self, cid: int, state: SessionState, enabled: bool) -> None:
+        facts = self._facts[cid]
+        facts.enabled = enabled
+        active = state in _DEMAND_STATES
+        if active and not facts.active:
+            facts.order = self._next_order
+            self._next_order += 1
+        facts.active = active
+
+    async def _async_follow(
+        self, cid: int, port: ChargePort, events: AsyncIterator[PortEvent]
+    ) -> None:
+        """Fold one port's events for ever; resubscribe after a refresh period on errors."""
+        while True:
+            try:
+                await self._async_resync(cid, port)
+                async for event in events:
+                    await self._async_event(cid, port, event)
+            except PortError as exc:
+                log.warning("energy: connector %d events failed: %s", cid, exc)
+            await self._clock.sleep(self._config.refresh_s)
+            events = port.events()
+
+    async def _async_event(self, cid: int, port: ChargePort, event: PortEvent) -> None:
+        if self._apply(cid, event.body):
+            self._wake.set()
+        if isinstance(event.body, LinkChanged) and event.body.connected:
+            await self._async_resync(cid, port)  # the satellite may have restarted meanwhile
+
+    async def _async_resync(self, cid: int, port: ChargePort) -> None:
+        try:
+            status = await port.status()
+        except PortError as exc:
+            log.info("energy: connector %d status unavailable: %s", cid, exc)
+            return
+        self._apply_status(cid, status.session_state, status.enabled)
+        self._wake.set()
+
+    # -------------------------------------------------------------- deciding and pushing
+
+    def _ceiling(self, cid: int, facts: _PortFacts) -> float:
+        ceiling = self._ports[cid].info.max_current_a
+        for limit in (facts.profile_limit_a, facts.local_limit_a):
+            if limit is not None:
+                ceiling = min(ceiling, limit)
+        return ceiling
+
+    def _phases(self, cid: int) -> int:
+        phases = self._ports[cid].info.phases
+        local = self._facts[cid].local_phases
+        return min(phases, local) if local is not None else phases
+
+    def _compute(self) -> tuple[dict[int, float], EnergySnapshot]:
+        now = self._clock.monotonic()
+        own = [0.0, 0.0, 0.0]
+        for facts in self._facts.values():
+            for phase, amps in enumerate(facts.current_a[:3]):
+                own[phase] += amps
+        available = available_current(
+            self._config.site_limit_a, self._mains, own, self._station_limit
+        )
+        reserved = {
+            cid: f.reserve_a
+            for cid, f in self._facts.items()
+            if not f.link_up and f.reserve_until > now and f.reserve_a > 0
+        }
+        demands = [
+            PortDemand(
+                connector_id=cid,
+                active=f.active and f.enabled and f.link_up,
+                max_current_a=self._ceiling(cid, f),
+                phases=self._phases(cid),
+                order=f.order,
+            )
+            for cid, f in self._facts.items()
+        ]
+        allocation = allocate(
+            available - sum(reserved.values()), demands, self._config.min_current_a
+        )
+        active = tuple(d.connector_id for d in demands if d.active)
+        snapshot = EnergySnapshot(
+            site_limit_a=self._config.site_limit_a,
+            available_a=available,
+            mains_a=self._mains,
+            station_limit_a=self._station_limit,
+            allocation=dict(sorted(allocation.items())),
+            active=active,
+            paused=tuple(cid for cid in active if allocation[cid] == 0.0),
+            reserved=reserved,
+        )
+        return allocation, snapshot
+
+    async def _async_refresh(self) -> None:
+        while True:
+            await self._clock.sleep(self._config.refresh_s)
+            self._refresh_due = True
+            self._wake.set()
+
+    async def _async_pusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            refresh, self._refresh_due = self._refresh_due, False
+            allocation, snapshot = self._compute()
+            self._allocation = allocation
+            if snapshot != self._snapshot:
+                self._snapshot = snapshot
+                for listener in list(self._listeners):
+                    try:
+                        listener(snapshot)
+                    except Exception:
+                        log.exception("energy: listener failed")
+            await self._async_push(allocation, refresh)
+
+    async def _async_push(self, allocation: dict[int, float], refresh: bool) -> None:
+        desired = {
+            cid: amps
+            for cid, amps in allocation.items()
+            if self._facts[cid].link_up and (refresh or self._facts[cid].last_sent != amps)
+        }
+        previous = {cid: self._facts[cid].last_sent for cid in desired}
+        for batch in order_pushes(previous, desired):
+            if batch:
+                await asyncio.gather(*(self._async_send(cid, desired[cid]) for cid in batch))
+
+    async def _async_send(self, cid: int, amps: float) -> None:
+        facts = self._facts[cid]
+        try:
+            async with asyncio.timeout(self._config.refresh_s):
+                await self._ports[cid].set_limit(amps, self._phases(cid), self.valid_for_s)
+        except (PortError, TimeoutError) as exc:
+            # Retried by the next refresh (or the next change); never fatal.
+            log.warning("energy: set_limit(%s A) on connector %d failed: %s", amps, cid, exc)
+            facts.last_sent = None
+            return
+        except Exception:  # a port bug must not stop limits reaching the other ports
+            log.exception("energy: set_limit on connector %d raised", cid)
+            facts.last_sent = None
+            return
+        facts.last_sent = amps
