@@ -43,10 +43,13 @@ class ConfigError(Exception):
     """A configuration problem, phrased as one line that says what to fix."""
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
-    """'host:port' or '[v6]:port' -> (host, port); ValueError with a readable message."""
+def parse_host_port(text: str, *, allow_any_port: bool = False) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError with a readable message.
+
+    `allow_any_port`: port 0 means "any free port" (a listen address announced over mDNS)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    lowest = 0 if allow_any_port else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
         raise ValueError(f"expected 'host:port', got {text!r}")
     return host.strip("[]"), int(port)
 
@@ -315,6 +318,6 @@ def _check(config: object) -> None:
                 raise ConfigError(f"satellites[{i}].address: required when link.mdns = false")
     if isinstance(config, SatelliteConfig):
         try:
-            parse_host_port(config.agent.listen)
+            parse_host_port(config.agent.listen, allow_any_port=True)
         except ValueError as exc:
             raise ConfigError(f"agent.listen: {exc}") from None

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib.util
 import logging
 import signal
-import uuid
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import SatelliteConfig
-from chargeport.errors import ChargeportError
+from evse.ev_sim import parse_scenario, run_scenario
+from evse.runtime import EvseRuntime
+from hal.factory import open_board
+from satellite.advertiser import Advertiser
+from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
 from satellite.host import AgentHost
 
 __all__ = ["run_satellite", "with_scenario"]
@@ -22,23 +24,29 @@ __all__ = ["run_satellite", "with_scenario"]
 log = logging.getLogger(__name__)
 
 
-def _have(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-async def _board_system(config: SatelliteConfig, clock: Clock, stop: asyncio.Event) -> Any:
-    """The LocalBoardSystem when that module is installed (its boot id is the link's)."""
-    if not _have("satellite.board_system"):
-        return None
-    from satellite.board_system import LocalBoardSystem
+async def run_satellite(
+    config: SatelliteConfig,
+    *,
+    speed: float = 1.0,
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
+    """Run until `stop` is set or SIGTERM/SIGINT arrives; returns the process exit code
+    (RESTART_EXIT_CODE when the board restarts itself, e.g. into a new firmware slot)."""
+    stop = stop or asyncio.Event()
+    exit_code = 0
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    clock: Clock = RealClock() if speed == 1.0 else ScaledClock(speed)
 
     async def on_restart() -> None:
-        stop.set()  # the supervisor (systemd) starts us again, into the active slot
+        nonlocal exit_code
+        exit_code = RESTART_EXIT_CODE  # the supervisor (systemd) starts us again
+        stop.set()
 
-    return LocalBoardSystem(
+    board_system = LocalBoardSystem(
         config.board.serial,
         "satellite",
         config.board.state_dir,
@@ -48,91 +56,77 @@ async def _board_system(config: SatelliteConfig, clock: Clock, stop: asyncio.Eve
         clock=clock,
         on_restart=on_restart,
     )
-
-
-def _runtime(config: SatelliteConfig, clock: Clock, firmware_version: str) -> Any:
-    if config.port.hal != "sim":
-        raise ChargeportError(f"port.hal = {config.port.hal!r}: only 'sim' is wired up here yet")
-    if not _have("evse.runtime"):
-        raise ChargeportError("evse.runtime is not installed: cannot run a charge port")
-    from evse.runtime import EvseRuntime  # type: ignore[import-not-found, unused-ignore]
-    from hal.sim import SimBoard
-
-    sim = SimBoard(clock=clock, max_current_a=config.port.max_current_a, phases=config.port.phases)
-    return EvseRuntime(
-        sim.board,
-        config.port,
-        connector_id=1,
-        serial=config.board.serial,
-        firmware_version=firmware_version,
-        clock=clock,
-        start_enabled=False,  # the link enables the port on Ready
-    )
-
-
-async def run_satellite(
-    config: SatelliteConfig,
-    *,
-    speed: float = 1.0,
-    stop: asyncio.Event | None = None,
-    on_listening: Callable[[int], None] | None = None,
-) -> None:
-    """Run until `stop` is set or SIGTERM/SIGINT arrives; everything is shut down in order."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    clock: Clock = RealClock() if speed == 1.0 else ScaledClock(speed)
-    board_system = await _board_system(config, clock, stop)
-    boot_id = uuid.uuid4().hex
-    version = config.board.firmware_version
-    if board_system is not None:
-        info = await board_system.info()
-        boot_id, version = info.boot_id, info.firmware_version
-    runtime = _runtime(config, clock, version)
-    await runtime.start()
+    info = await board_system.info()
     link = config.link
-    host = AgentHost(
-        runtime.port,
-        serial=config.board.serial,
-        pki_dir=None if link.insecure else link.pki_dir,
-        listen=config.agent.listen,
-        boot_id=boot_id,
-        firmware_version=version,
-        grace_period_s=link.grace_period_s,
-        keepalive_s=link.keepalive_s,
-        ring_capacity=link.event_ring,
-        board_system=board_system,
-    )
-    advertiser: Any = None
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        handler = board_system.make_log_handler()
+        logging.getLogger().addHandler(handler)
+        stack.callback(handler.close)
+        stack.callback(logging.getLogger().removeHandler, handler)
+        board, sim = await stack.enter_async_context(open_board(config.port, clock))
+        runtime = EvseRuntime(
+            board,
+            config.port,
+            connector_id=1,
+            serial=config.board.serial,
+            firmware_version=info.firmware_version,
+            clock=clock,
+            start_enabled=False,  # the link enables the port on Ready
+        )
+        await runtime.start()
+        stack.push_async_callback(runtime.stop)
+        host = AgentHost(
+            runtime.port,
+            serial=config.board.serial,
+            pki_dir=None if link.insecure else link.pki_dir,
+            listen=config.agent.listen,
+            boot_id=info.boot_id,
+            firmware_version=info.firmware_version,
+            grace_period_s=link.grace_period_s,
+            keepalive_s=link.keepalive_s,
+            ring_capacity=link.event_ring,
+            board_system=board_system,
+        )
         port = await host.start()
+        stack.push_async_callback(host.stop)
         if link.insecure:
             log.warning("link.insecure = true: the link is plain text and unauthenticated")
-        if config.agent.advertise and link.mdns and _have("satellite.advertiser"):
-            from satellite.advertiser import Advertiser
-
+        if config.agent.advertise and link.mdns:
             advertiser = Advertiser(
                 config.board.serial,
                 port,
-                boot_id=boot_id,
-                firmware_version=version,
+                boot_id=info.boot_id,
+                firmware_version=info.firmware_version,
                 role="satellite",
                 interfaces=link.mdns_interfaces,
             )
             await advertiser.start()
+            stack.push_async_callback(advertiser.stop)
+        scenario: asyncio.Task[None] | None = None
+        if sim is not None and config.port.scenario:
+            text = await asyncio.to_thread(Path(config.port.scenario).read_text)
+            scenario = asyncio.create_task(run_scenario(parse_scenario(text), sim.ev, clock))
+            stack.push_async_callback(_cancel, scenario)
+        log.info(
+            "satellite %s listening on %d, boot %s, firmware %s",
+            config.board.serial,
+            port,
+            info.boot_id[:8],
+            info.firmware_version,
+        )
         if on_listening is not None:
             on_listening(port)
         await stop.wait()
-    finally:
-        if advertiser is not None:
-            await advertiser.stop()
-        await host.stop()
-        await runtime.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+    return exit_code
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def with_scenario(config: SatelliteConfig, scenario: str | None) -> SatelliteConfig:

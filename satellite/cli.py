@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from chargeport.config import SatelliteConfig, load_config
+from chargeport.errors import ChargeportError
 
 __all__ = ["add_arguments", "run"]
 
@@ -21,6 +22,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = with_scenario(load_config(args.config, SatelliteConfig), args.scenario)
     if args.speed <= 0:
-        raise SystemExit("chargeport satellite: --speed must be positive")
-    asyncio.run(run_satellite(config, speed=args.speed))
-    return 0
+        raise ChargeportError(f"--speed: expected a positive number, got {args.speed}")
+    return asyncio.run(run_satellite(config, speed=args.speed))

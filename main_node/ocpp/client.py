@@ -118,8 +118,10 @@ class OcppSession(StationState):
         system: StationSystem | None = None,
         limit_sink: LimitSink | None = None,
         clock: Clock | None = None,
+        on_connection: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(ports, conn, clock or RealClock())
+        self._on_connection = on_connection  # told when the accepted CSMS connection goes up/down
         self.options = options
         self.system = system
         self.journal = TransactionJournal(conn)
@@ -202,6 +204,8 @@ class OcppSession(StationState):
                 log.info("CSMS connection lost or refused: %s", group.exceptions[0])
             finally:
                 self._cp = None
+                if self.connected.is_set() and self._on_connection is not None:
+                    self._on_connection(False)
                 self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.backoff_max_s)
@@ -217,6 +221,8 @@ class OcppSession(StationState):
                 await self._boot(cp)
             self._cp = cp
             self.connected.set()
+            if self._on_connection is not None:
+                self._on_connection(True)
             self._queue_statuses(everything=first)
             tg.create_task(self._sender_loop(cp))
             tg.create_task(self._heartbeat_loop())

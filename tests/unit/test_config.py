@@ -67,3 +67,8 @@ def test_satellite_listen_checked(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", MainConfig)
+
+
+def test_satellite_may_listen_on_any_port(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[agent]\nlisten = '127.0.0.1:0'\n"), SatelliteConfig)
+    assert config.agent.listen == "127.0.0.1:0"

@@ -1,0 +1,142 @@
+"""Lay out a simulated station on one host: state folder, PKI, signing key, board configs.
+
+Pure file generation (no processes): `chargeport sim` calls `prepare()` and then supervises
+`chargeport main` and three `chargeport satellite` processes with the files it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SimLayout", "prepare", "toml_value"]
+
+STATION_ID = "SIM-STATION"
+MAIN_SERIAL = "MAIN-0001"
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal for str/bool/int/float/list values (json strings are valid TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def _table(name: str, values: Mapping[str, object], array: bool = False) -> str:
+    head = f"[[{name}]]" if array else f"[{name}]"
+    lines = [head] + [f"{k} = {toml_value(v)}" for k, v in values.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SimLayout:
+    state_dir: Path
+    main_config: Path
+    satellite_configs: dict[str, Path]  # serial -> config
+    pki_dir: Path
+    signing_key: Path
+    logs: Path
+
+
+def satellite_serial(index: int) -> str:
+    return f"SAT-{index:04d}"
+
+
+def prepare(
+    state_dir: Path,
+    *,
+    satellites: int,
+    csms_url: str,
+    dashboard_port: int,
+    operator_password: str,
+    scenarios: dict[int, Path],
+    mqtt: tuple[str, int] | None,
+    grace_period_s: float,
+    sample_rate_hz: int = 10_000,
+) -> SimLayout:
+    """Write PKI, firmware signing key and one config per board into `state_dir`."""
+    from chargeport import bundle, pki
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    serials = [satellite_serial(i + 1) for i in range(satellites)]
+    pki_dir = state_dir / "pki"
+    pki.init_pki(pki_dir, STATION_ID, serials)  # keeps what a --state-dir already has
+    fw_dir = state_dir / "firmware-keys"
+    signing_key = fw_dir / "signing.key"
+    if not signing_key.exists():
+        fw_dir.mkdir(parents=True, exist_ok=True)
+        bundle.generate_keypair(signing_key)
+    public_key = signing_key.with_name(signing_key.name + ".pub")
+
+    link = {
+        "pki_dir": str(pki_dir),
+        "mdns": True,
+        "mdns_interfaces": ["127.0.0.1"],
+        "grace_period_s": grace_period_s,
+    }
+    firmware = {"trusted_keys": [str(public_key)]}
+
+    main_dir = state_dir / "main"
+    main_text = _table(
+        "station",
+        {
+            "id": STATION_ID,
+            "serial": MAIN_SERIAL,
+            "state_dir": str(main_dir),
+            "max_satellites": max(3, satellites),
+        },
+    )
+    main_text += _table(
+        "port",
+        {
+            "scenario": str(scenarios[1]) if 1 in scenarios else None,
+            "sample_rate_hz": sample_rate_hz,
+        },
+    )
+    main_text += _table("link", link)
+    for i, serial in enumerate(serials):
+        main_text += _table("satellites", {"serial": serial, "connector": i + 2}, array=True)
+    main_text += _table("ocpp", {"csms_url": csms_url, "meter_value_sample_interval_s": 10})
+    main_text += _table(
+        "dashboard", {"port": dashboard_port, "operator_password": operator_password}
+    )
+    if mqtt is not None:
+        main_text += _table("mqtt", {"host": mqtt[0], "port": mqtt[1]})
+    main_text += _table("firmware", firmware)
+    main_config = state_dir / "main.toml"
+    main_config.write_text(main_text)
+
+    satellite_configs: dict[str, Path] = {}
+    for i, serial in enumerate(serials):
+        connector = i + 2
+        text = _table("board", {"serial": serial, "state_dir": str(state_dir / serial.lower())})
+        text += _table(
+            "port",
+            {
+                "scenario": str(scenarios[connector]) if connector in scenarios else None,
+                "sample_rate_hz": sample_rate_hz,
+            },
+        )
+        text += _table("link", link)
+        text += _table("agent", {"listen": "127.0.0.1:0"})
+        text += _table("firmware", firmware)
+        path = state_dir / f"{serial.lower()}.toml"
+        path.write_text(text)
+        satellite_configs[serial] = path
+
+    return SimLayout(
+        state_dir=state_dir,
+        main_config=main_config,
+        satellite_configs=satellite_configs,
+        pki_dir=pki_dir,
+        signing_key=signing_key,
+        logs=state_dir / "logs",
+    )

@@ -1,0 +1,328 @@
+"""The main board's process: its own port, the satellites, OCPP, energy, MQTT, dashboard.
+
+Start-up order follows what depends on what (hardware, ports, station, then the services that
+use the ports); shutdown is the reverse, through one AsyncExitStack, so a failure half-way
+through start-up still closes everything that was opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from chargeport.board import ResetKind
+from chargeport.clock import Clock, RealClock, ScaledClock
+from chargeport.config import MainConfig
+from chargeport.pki import channel_credentials
+from chargeport.port import ChargePort
+from evse.ev_sim import parse_scenario, run_scenario
+from evse.runtime import EvseRuntime
+from hal.factory import open_board
+from main_node.dashboard import Dashboard
+from main_node.discovery import MdnsLocator, locator_from_config
+from main_node.energy import EnergyManager, EnergySnapshot
+from main_node.located_board import LocatedBoardSystem
+from main_node.station import Station
+from main_node.view import StationView
+from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
+from system_aggregator.aggregator import SystemAggregator
+from system_aggregator.api import StatusCallback
+
+__all__ = ["MainApp", "run_main"]
+
+log = logging.getLogger(__name__)
+
+
+async def _feed_view(view: StationView, connector: int, port: ChargePort) -> None:
+    async for event in port.events():
+        view.apply(connector, event)
+
+
+class _ShownSystem:
+    """The aggregator as OCPP sees it, with every status it reports also on the dashboard."""
+
+    def __init__(self, system: SystemAggregator, view: StationView) -> None:
+        self._system = system
+        self._view = view
+
+    async def update_firmware(
+        self,
+        location: str,
+        retrieve_date: float,
+        retries: int,
+        retry_interval_s: float,
+        on_status: StatusCallback,
+    ) -> None:
+        async def shown(status: str) -> None:
+            self._view.set_status(firmware=status)
+            await on_status(status)
+
+        await self._system.update_firmware(
+            location, retrieve_date, retries, retry_interval_s, shown
+        )
+
+    async def get_diagnostics(
+        self,
+        location: str,
+        start: float | None,
+        stop: float | None,
+        retries: int,
+        retry_interval_s: float,
+        on_status: StatusCallback,
+    ) -> str:
+        async def shown(status: str) -> None:
+            self._view.set_status(diagnostics=status)
+            await on_status(status)
+
+        return await self._system.get_diagnostics(
+            location, start, stop, retries, retry_interval_s, shown
+        )
+
+    async def reset(self, kind: ResetKind) -> None:
+        await self._system.reset(kind)
+
+    async def set_time(self, unix_time: float) -> dict[str, float]:
+        return await self._system.set_time(unix_time)
+
+
+class MainApp:
+    """Everything the main board runs; `run()` until `stop` is set."""
+
+    def __init__(self, config: MainConfig, *, speed: float = 1.0) -> None:
+        self.config = config
+        self.clock: Clock = RealClock() if speed == 1.0 else ScaledClock(speed)
+        self.boot_id = uuid.uuid4().hex
+        self.state_dir = Path(config.station.state_dir)
+        self.exit_code = 0
+        self.stop = asyncio.Event()
+        self.station: Station | None = None
+        self.view: StationView | None = None
+        self.dashboard: Dashboard | None = None
+        self.ocpp: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    async def _on_restart(self) -> None:
+        """The local board restarts (reset or firmware activation): exit for the supervisor."""
+        self.exit_code = RESTART_EXIT_CODE
+        self.stop.set()
+
+    @contextlib.asynccontextmanager
+    async def _services(self) -> AsyncIterator[None]:
+        config = self.config
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        async with contextlib.AsyncExitStack() as stack:
+            board_system = LocalBoardSystem(
+                config.station.serial,
+                "main",
+                self.state_dir,
+                config.firmware.trusted_keys,
+                config.firmware.target,
+                version=config.station.firmware_version,
+                clock=self.clock,
+                on_restart=self._on_restart,
+            )
+            handler = board_system.make_log_handler()
+            logging.getLogger().addHandler(handler)
+            stack.callback(logging.getLogger().removeHandler, handler)
+            stack.callback(handler.close)
+            info = await board_system.info()
+            self.boot_id = info.boot_id
+            log.info(
+                "main %s boot %s firmware %s (%s)",
+                info.serial,
+                info.boot_id[:8],
+                info.firmware_version,
+                info.boot_reason,
+            )
+
+            board, sim = await stack.enter_async_context(open_board(config.port, self.clock))
+            runtime = EvseRuntime(
+                board,
+                config.port,
+                connector_id=config.station.local_connector,
+                serial=config.station.serial,
+                firmware_version=info.firmware_version,
+                clock=self.clock,
+            )
+            await runtime.start()
+            stack.push_async_callback(runtime.stop)
+            if sim is not None and config.port.scenario:
+                text = await asyncio.to_thread(Path(config.port.scenario).read_text)
+                steps = parse_scenario(text)
+                self._spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
+
+            locator = locator_from_config(config)
+            if isinstance(locator, MdnsLocator):
+                await locator.start()
+                stack.push_async_callback(locator.stop)
+            credentials = None if config.link.insecure else channel_credentials(config.link.pki_dir)
+            station = Station(
+                config,
+                locator,
+                local_port=runtime.port,
+                main_boot_id=self.boot_id,
+                credentials=credentials,
+                clock=self.clock,
+            )
+            self.station = station
+            await station.start()
+            stack.push_async_callback(station.stop)
+
+            view = StationView(config.station.id, [p.info for p in station.ports.values()])
+            self.view = view
+            view.guns[config.station.local_connector].boot_id = self.boot_id
+            for connector, port in station.ports.items():
+                self._spawn(_feed_view(view, connector, port), f"view-{connector}")
+
+            satellites = [
+                LocatedBoardSystem(sat.serial, locator, credentials) for sat in config.satellites
+            ]
+            for sat_board in satellites:
+                stack.push_async_callback(sat_board.aclose)
+            aggregator = SystemAggregator(
+                board_system,
+                satellites,
+                trusted_keys=config.firmware.trusted_keys,
+                target=config.firmware.target,
+                work_dir=self.state_dir / "aggregator",
+                station_id=config.station.id,
+                clock=self.clock,
+            )
+            stack.push_async_callback(aggregator.aclose)
+
+            energy = EnergyManager(station.ports, config.energy, self.clock)
+            await energy.start()
+            stack.push_async_callback(energy.stop)
+
+            def on_energy(snapshot: EnergySnapshot) -> None:
+                view.set_allocation(energy.allocation())
+
+            stack.callback(energy.add_listener(on_energy))
+
+            await self._start_ocpp(stack, station, aggregator, energy, view)
+            if config.mqtt.host:
+                from main_node.mqtt_api import MqttApi
+
+                mqtt = MqttApi(
+                    config.mqtt.host,
+                    config.mqtt.port,
+                    config.mqtt.prefix,
+                    config.station.id,
+                    station.ports,
+                    energy,
+                    min_current_a=config.energy.min_current_a,
+                )
+                await mqtt.start()
+                stack.push_async_callback(mqtt.stop)
+
+            if config.dashboard.enabled:
+                diag_dir = self.state_dir / "diagnostics"
+
+                async def collect() -> str:
+                    diag_dir.mkdir(parents=True, exist_ok=True)
+                    stamp = int(self.clock.time())
+                    out = diag_dir / f"{config.station.id}-{stamp}.tar.gz"
+                    await aggregator.collect_diagnostics(out, None, None)
+                    return str(out)
+
+                self.dashboard = Dashboard(
+                    view,
+                    station.ports,
+                    host=config.dashboard.host,
+                    port=config.dashboard.port,
+                    operator_password=config.dashboard.operator_password,
+                    collect_diagnostics=collect,
+                )
+                await self.dashboard.start()
+                stack.push_async_callback(self.dashboard.stop)
+            stack.push_async_callback(self._cancel_tasks)
+            yield
+
+    async def _start_ocpp(
+        self,
+        stack: contextlib.AsyncExitStack,
+        station: Station,
+        aggregator: SystemAggregator,
+        energy: EnergyManager,
+        view: StationView,
+    ) -> None:
+        config = self.config
+        if not config.ocpp.csms_url:
+            log.warning("ocpp.csms_url is empty: running without a central system")
+            return
+        from main_node.ocpp.client import OcppSession, SessionOptions
+        from main_node.ocpp.db import open_db
+
+        conn = open_db(self.state_dir / "ocpp.sqlite")
+        stack.callback(conn.close)
+
+        system = _ShownSystem(aggregator, view)
+
+        async def firmware_status(status: str) -> None:
+            view.set_status(firmware=status)
+            await session.async_firmware_status(status)
+
+        session = OcppSession(
+            SessionOptions(
+                url=config.ocpp.csms_url,
+                station_id=config.station.id,
+                vendor=config.ocpp.vendor,
+                model=config.ocpp.model,
+                serial=config.station.serial,
+                firmware_version=config.station.firmware_version,
+                basic_auth_password=config.ocpp.basic_auth_password,
+                ca_file=config.ocpp.ca_file,
+                backoff_max_s=config.ocpp.reconnect_max_backoff_s,
+            ),
+            station.ports,
+            conn,
+            system=system,
+            limit_sink=energy.set_profile_limit,
+            clock=self.clock,
+            on_connection=view.set_ocpp_connected,
+        )
+        self.ocpp = session
+        self._spawn(session.run(), "ocpp")
+        self._spawn(aggregator.resume_pending_firmware(firmware_status), "firmware-resume")
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def run(self, on_ready: Callable[[MainApp], None] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        try:
+            async with self._services():
+                if on_ready is not None:
+                    on_ready(self)
+                await self.stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return self.exit_code
+
+
+def run_main(config: MainConfig, *, speed: float = 1.0) -> int:
+    return asyncio.run(MainApp(config, speed=speed).run())
