@@ -69,7 +69,7 @@ def sim(tmp_path: Path) -> Iterator[str]:
 def chart_points(page: Page, connector: int) -> str:
     points: str = page.eval_on_selector(
         f'section.gun[data-connector="{connector}"] svg.chart',
-        "svg => (svg.querySelector('polyline') || {getAttribute: () => ''}).getAttribute('points') || ''",
+        "svg => svg.querySelector('polyline')?.getAttribute('points') || ''",
     )
     return points
 
@@ -113,8 +113,8 @@ def test_dashboard_shows_four_guns_live_chart_and_operator_button(sim: str) -> N
             page.fill("#pw", PASSWORD)
             page.click('button[data-action="disable"][data-connector="3"]')
             page.wait_for_function(
-                """() => document.querySelector(
-                    'section.gun[data-connector="3"] button[data-action="enable"]')?.disabled === false""",
+                """() => document.querySelector('section.gun[data-connector="3"] '
+                    + 'button[data-action="enable"]')?.disabled === false""",
                 timeout=30_000,
             )
             state = get_state(sim)
