@@ -7,6 +7,7 @@ Pure file generation (no processes): `chargeport sim` calls `prepare()` and then
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,19 @@ class SimLayout:
     logs: Path
 
 
-def satellite_serial(index: int) -> str:
-    return f"SAT-{index:04d}"
+def satellite_serial(index: int, run_id: str) -> str:
+    return f"SAT-{index:04d}-{run_id}"
+
+
+def _run_id(state_dir: Path) -> str:
+    """A short id per state folder, kept with it: two sims on one host advertise different
+    serials over mDNS (same serials would be reported as duplicates and cross-wired)."""
+    path = state_dir / "run-id"
+    if path.exists():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(2)
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def prepare(
@@ -66,7 +78,8 @@ def prepare(
     from chargeport import bundle, pki
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    serials = [satellite_serial(i + 1) for i in range(satellites)]
+    run_id = _run_id(state_dir)
+    serials = [satellite_serial(i + 1, run_id) for i in range(satellites)]
     pki_dir = state_dir / "pki"
     pki.init_pki(pki_dir, STATION_ID, serials)  # keeps what a --state-dir already has
     fw_dir = state_dir / "firmware-keys"
