@@ -113,6 +113,7 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    log_handler = _log_to_file(state_dir / "logs" / "sim.log")
     try:
         csms_url = args.csms
         if not csms_url:
@@ -166,8 +167,23 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
             await csms.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        logging.getLogger().removeHandler(log_handler)
+        log_handler.close()
         if not keep:
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    """The terminal belongs to the live table (or the JSON summary): this process's own logs,
+    the built-in CSMS's included, go to the state folder beside the boards' logs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    return handler
 
 
 async def _fetch_state(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:

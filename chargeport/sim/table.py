@@ -28,7 +28,7 @@ def render_table(state: dict[str, Any] | None, supervisor: Supervisor) -> Table:
             gun["serial"],
             gun["state"] + (f" [red]{errors}[/red]" if errors else ""),
             current,
-            f"{gun['power_w'] / 1000:.2f}",
+            f"{round(gun['power_w'] / 1000, 2) + 0.0:.2f}",  # + 0.0: no "-0.00"
             f"{gun['session_energy_wh'] / 1000:.3f}",
             str(gun["sessions_completed"]),
             f"{link} fw {gun['firmware_version']}",
