@@ -123,7 +123,12 @@ def test_dashboard_shows_four_guns_live_chart_and_operator_button(sim: str) -> N
             # A wrong password is refused and changes nothing.
             page.fill("#pw", "wrong")
             page.click('button[data-action="enable"][data-connector="3"]')
-            page.wait_for_function("() => document.querySelector('#msg').textContent.length > 0")
-            assert "wrong operator password" in page.inner_text("#msg")
+            page.wait_for_function(
+                "() => document.querySelector('#msg').textContent.includes('password')"
+            )
+            assert page.inner_text("#msg") == "wrong operator password"
+            state = get_state(sim)
+            assert state is not None
+            assert next(g for g in state["guns"] if g["connector"] == 3)["enabled"] is False
         finally:
             browser.close()
