@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 from chargeport.clock import Clock
 from chargeport.config import PortConfig
-from hal.base import Board
+from chargeport.errors import ChargeportError
+from hal.base import Board, HalError
 from hal.sim import SimBoard
 
 __all__ = ["open_board"]
@@ -19,34 +20,50 @@ __all__ = ["open_board"]
 async def open_board(
     config: PortConfig, clock: Clock, *, seed: int = 0
 ) -> AsyncIterator[tuple[Board, SimBoard | None]]:
-    """Yield (board, simulated board or None); everything opened here is closed on exit."""
+    """Yield (board, simulated board or None); everything opened here is closed on exit.
+
+    A device or key file that cannot be opened raises `ChargeportError` (one line)."""
     async with contextlib.AsyncExitStack() as stack:
-        sim: SimBoard | None = None
-        if config.hal == "sim":
-            sim = SimBoard(
+        try:
+            board, sim = await _async_open(config, clock, seed, stack)
+        except HalError as exc:
+            # The seam to the CLI: a device or key the user named is wrong; say which, no
+            # traceback (chargeport.cli prints a ChargeportError as one line, exits non-zero).
+            raise ChargeportError(f"port (hal = {config.hal!r}): {exc}") from exc
+        yield board, sim
+
+
+async def _async_open(
+    config: PortConfig, clock: Clock, seed: int, stack: contextlib.AsyncExitStack
+) -> tuple[Board, SimBoard | None]:
+    sim: SimBoard | None = None
+    if config.hal == "sim":
+        sim = SimBoard(
+            clock=clock,
+            sample_rate_hz=config.sample_rate_hz,
+            seed=seed,
+            max_current_a=config.max_current_a,
+            phases=config.phases,
+        )
+        board = sim.board
+    else:
+        from hal.mculink.board import open_mcu_board
+
+        if not config.link_key_file:
+            raise HalError("port.link_key_file: required when port.hal = 'serial'")
+        board = await stack.enter_async_context(
+            open_mcu_board(
+                config.serial_device,
+                config.link_key_file,
                 clock=clock,
                 sample_rate_hz=config.sample_rate_hz,
-                seed=seed,
-                max_current_a=config.max_current_a,
-                phases=config.phases,
             )
-            board = sim.board
-        else:
-            from hal.mculink.board import open_mcu_board
+        )
+    if config.meter == "modbus":
+        from hal.modbus_meter import ModbusMeter
 
-            board = await stack.enter_async_context(
-                open_mcu_board(
-                    config.serial_device,
-                    config.link_key_file,
-                    clock=clock,
-                    sample_rate_hz=config.sample_rate_hz,
-                )
-            )
-        if config.meter == "modbus":
-            from hal.modbus_meter import ModbusMeter
-
-            meter = ModbusMeter(config.meter_device, unit=config.meter_unit)
-            await meter.async_open()
-            stack.push_async_callback(meter.async_close)
-            board = dataclasses.replace(board, power_meter=meter)
-        yield board, sim
+        meter = ModbusMeter(config.meter_device, unit=config.meter_unit)
+        await meter.async_open()
+        stack.push_async_callback(meter.async_close)
+        board = dataclasses.replace(board, power_meter=meter)
+    return board, sim
