@@ -21,8 +21,10 @@ from chargeport.port import (
     PortErrorEvent,
     PortEvent,
     PortInfo,
+    PortStatus,
     SessionEvent,
     SessionEventType,
+    SessionState,
 )
 
 __all__ = ["GunView", "StationView"]
@@ -46,6 +48,20 @@ _HEADLINE = {
     SessionEventType.RESERVATION_END: "Available",
     SessionEventType.DISABLED: "Disabled",
     SessionEventType.ENABLED: "Available",
+}
+
+# A snapshot's session state -> the same words the session events use.
+_SESSION_STATE = {
+    SessionState.IDLE: "Available",
+    SessionState.RESERVED: "Reserved",
+    SessionState.WAITING_FOR_AUTH: "Waiting for authorization",
+    SessionState.PREPARING: "Authorized",
+    SessionState.CHARGING: "Charging",
+    SessionState.PAUSED_EV: "Paused by EV",
+    SessionState.PAUSED_EVSE: "Paused by station",
+    SessionState.FINISHING: "Finished",
+    SessionState.FAULTED: "Faulted",
+    SessionState.DISABLED: "Disabled",
 }
 
 HISTORY = 120  # power samples kept per gun for the charts
@@ -135,6 +151,26 @@ class StationView:
             else:
                 gun.state = "Link lost"
                 gun.power_w = 0.0
+        self._changed()
+
+    def seed(self, connector: int, status: PortStatus) -> None:
+        """Start from a port's snapshot (what happened before we subscribed)."""
+        gun = self.guns.get(connector)
+        if gun is None:
+            return
+        gun.state = _SESSION_STATE.get(status.session_state, status.session_state.value)
+        gun.cp_state = status.cp_state.value
+        gun.enabled = status.enabled
+        gun.session_id = status.session_id or ""
+        gun.transaction_id = status.transaction_id or ""
+        if status.meter is not None:
+            gun.energy_wh = status.meter.energy_wh
+            gun.power_w = status.meter.power_w
+            gun.current_a = status.meter.current_a
+            gun.temperature_c = status.meter.temperature_c
+        if status.limits is not None:
+            gun.limit_a = status.limits.max_current_a
+        gun.active_errors = {e.code.value: e.message for e in status.errors if e.active}
         self._changed()
 
     def _apply_session(self, gun: GunView, event: SessionEvent) -> None:

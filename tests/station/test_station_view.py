@@ -76,3 +76,26 @@ def test_listeners_hear_every_change_and_unknown_connectors_are_ignored() -> Non
     remove()
     view.set_status(firmware="Installing")
     assert heard == [1, 2]
+
+
+def test_seed_from_a_snapshot_shows_what_happened_before_subscribing() -> None:
+    from chargeport.port import CpState, LimitsChanged, PortStatus, SessionState
+
+    view = StationView("ST", [info(1)])
+    view.seed(
+        1,
+        PortStatus(
+            cp_state=CpState.C,
+            enabled=True,
+            session_state=SessionState.CHARGING,
+            session_id="s1",
+            transaction_id="t1",
+            meter=MeterValue(energy_wh=12.0, power_w=7000.0),
+            limits=LimitsChanged(16.0, 3),
+            errors=(PortErrorEvent(ErrorCode.HIGH_TEMPERATURE, "hot", True),),
+        ),
+    )
+    gun = view.snapshot()["guns"][0]
+    assert (gun["state"], gun["cp_state"], gun["transaction_id"]) == ("Charging", "C", "t1")
+    assert (gun["power_w"], gun["limit_a"]) == (7000.0, 16.0)
+    assert gun["active_errors"] == {"HighTemperature": "hot"}
