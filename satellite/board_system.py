@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -298,7 +299,7 @@ class LocalBoardSystem:
     async def install_firmware(
         self, bundle: AsyncIterable[bytes], total_size: int
     ) -> AsyncIterator[FirmwareProgress]:
-        """Verify while writing into the inactive slot; memory stays at one chunk."""
+        """Verify while writing into the inactive slot; memory stays at two chunks."""
         if self._lock.locked():
             raise FirmwareRejected(FirmwareStage.FAILED, "another installation is running")
         async with self._lock:
@@ -309,15 +310,35 @@ class LocalBoardSystem:
             part = slot / "payload.part"
             verifier = StreamingVerifier(self._keys, self._target)
             reported = 0
+            loop = asyncio.get_running_loop()
+            # Hashing and writing run on a worker thread (hashlib and file writes release the
+            # GIL) while the loop receives the next chunk: at most one chunk in flight.
+            busy: asyncio.Future[None] | None = None
+
+            def absorb(chunk: bytes, out: BinaryIO) -> None:
+                out.write(verifier.feed(chunk))
+
             try:
                 with part.open("wb") as out:
-                    async for chunk in bundle:
-                        # Page-cache writes of one chunk are short; a thread hop per chunk
-                        # would cost more than it saves.
-                        out.write(verifier.feed(chunk))
-                        if verifier.received - reported >= PROGRESS_EVERY:
-                            reported = verifier.received
-                            yield FirmwareProgress(FirmwareStage.RECEIVING, reported, total_size)
+                    try:
+                        async for chunk in bundle:
+                            if busy is not None:
+                                await busy
+                            busy = loop.run_in_executor(None, absorb, chunk, out)
+                            if verifier.received - reported >= PROGRESS_EVERY:
+                                reported = verifier.received
+                                yield FirmwareProgress(
+                                    FirmwareStage.RECEIVING, reported, total_size
+                                )
+                        if busy is not None:
+                            await busy
+                    finally:
+                        if busy is not None:
+                            # Never close the file under the thread; a failure already raised
+                            # (or superseded by cancellation) is collected, not re-raised.
+                            await asyncio.wait([busy])
+                            if not busy.cancelled():
+                                busy.exception()
                 yield FirmwareProgress(FirmwareStage.VERIFYING, verifier.received, total_size)
                 manifest = verifier.finish()
                 if total_size and verifier.received != total_size:
