@@ -20,7 +20,7 @@ from chargeport.board import ResetKind
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import MainConfig
 from chargeport.pki import channel_credentials
-from chargeport.port import ChargePort
+from chargeport.port import ChargePort, PortError
 from evse.ev_sim import parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
@@ -34,14 +34,30 @@ from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
 from system_aggregator.aggregator import SystemAggregator
 from system_aggregator.api import StatusCallback
 
-__all__ = ["MainApp", "run_main"]
+__all__ = ["MainApp", "ocpp16_firmware_status", "run_main"]
 
 log = logging.getLogger(__name__)
 
 
 async def _feed_view(view: StationView, connector: int, port: ChargePort) -> None:
-    async for event in port.events():
+    events = port.events()  # subscribed from here on, so the snapshot below misses nothing
+    try:
+        view.seed(connector, await port.status())
+    except PortError as exc:  # a satellite not linked yet: its LinkChanged will tell
+        log.debug("no snapshot of connector %d yet: %s", connector, exc)
+    async for event in events:
         view.apply(connector, event)
+
+
+# OCPP 1.6 core FirmwareStatus has no InvalidSignature (only SignedFirmwareStatusNotification of
+# the security whitepaper has it, for SignedUpdateFirmware): a plain UpdateFirmware whose bundle
+# is refused for its signature downloaded fine but cannot be installed.
+_FIRMWARE_STATUS_16 = {"InvalidSignature": "InstallationFailed"}
+
+
+def ocpp16_firmware_status(status: str) -> str:
+    """The OCPP 1.6 FirmwareStatusNotification value for an aggregator firmware status."""
+    return _FIRMWARE_STATUS_16.get(status, status)
 
 
 class _ShownSystem:
@@ -60,8 +76,8 @@ class _ShownSystem:
         on_status: StatusCallback,
     ) -> None:
         async def shown(status: str) -> None:
-            self._view.set_status(firmware=status)
-            await on_status(status)
+            self._view.set_status(firmware=status)  # the dashboard shows the precise reason
+            await on_status(ocpp16_firmware_status(status))
 
         await self._system.update_firmware(
             location, retrieve_date, retries, retry_interval_s, shown
@@ -162,10 +178,6 @@ class MainApp:
             )
             await runtime.start()
             stack.push_async_callback(runtime.stop)
-            if sim is not None and config.port.scenario:
-                text = await asyncio.to_thread(Path(config.port.scenario).read_text)
-                steps = parse_scenario(text)
-                self._spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
 
             locator = locator_from_config(config)
             if isinstance(locator, MdnsLocator):
@@ -215,7 +227,8 @@ class MainApp:
 
             stack.callback(energy.add_listener(on_energy))
 
-            await self._start_ocpp(stack, station, aggregator, energy, view)
+            # OCPP BootNotification reports the running slot's version, not the configured one.
+            await self._start_ocpp(stack, station, aggregator, energy, view, info.firmware_version)
             if config.mqtt.host:
                 from main_node.mqtt_api import MqttApi
 
@@ -252,6 +265,12 @@ class MainApp:
                 await self.dashboard.start()
                 stack.push_async_callback(self.dashboard.stop)
             stack.push_async_callback(self._cancel_tasks)
+            if sim is not None and config.port.scenario:
+                # The simulated EV arrives once everything that listens to the port is
+                # listening: a swipe before OCPP subscribed would go unanswered.
+                text = await asyncio.to_thread(Path(config.port.scenario).read_text)
+                steps = parse_scenario(text)
+                self._spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
             yield
 
     async def _start_ocpp(
@@ -261,6 +280,7 @@ class MainApp:
         aggregator: SystemAggregator,
         energy: EnergyManager,
         view: StationView,
+        firmware_version: str,
     ) -> None:
         config = self.config
         if not config.ocpp.csms_url:
@@ -275,8 +295,11 @@ class MainApp:
         system = _ShownSystem(aggregator, view)
 
         async def firmware_status(status: str) -> None:
+            # The result of a rollout resumed after a restart: statuses posted before the
+            # session is connected would be dropped, and the CSMS must see this one.
             view.set_status(firmware=status)
-            await session.async_firmware_status(status)
+            await session.connected.wait()
+            await session.async_firmware_status(ocpp16_firmware_status(status))
 
         session = OcppSession(
             SessionOptions(
@@ -285,10 +308,12 @@ class MainApp:
                 vendor=config.ocpp.vendor,
                 model=config.ocpp.model,
                 serial=config.station.serial,
-                firmware_version=config.station.firmware_version,
+                firmware_version=firmware_version,
                 basic_auth_password=config.ocpp.basic_auth_password,
                 ca_file=config.ocpp.ca_file,
                 backoff_max_s=config.ocpp.reconnect_max_backoff_s,
+                heartbeat_interval_s=config.ocpp.heartbeat_interval_s,
+                meter_value_sample_interval_s=config.ocpp.meter_value_sample_interval_s,
             ),
             station.ports,
             conn,

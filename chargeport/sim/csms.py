@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import ssl
@@ -55,6 +56,7 @@ class Transaction:
     meter_stop: int | None = None
     reason: str | None = None
     meter_values: list[dict[str, Any]] = field(default_factory=list)
+    transaction_data: list[dict[str, Any]] = field(default_factory=list)  # from StopTransaction
 
 
 class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
@@ -64,6 +66,14 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
         super().__init__(cp_id, ws, response_timeout=csms.response_timeout)
         self.ws = ws
         self.csms = csms
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Log every frame's kind in arrival order (CALL action or response), then route it."""
+        with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+            frame = json.loads(raw_msg)
+            kind = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}[frame[0]]
+            self.csms.frames.append((kind, str(frame[2]) if kind == "CALL" else str(frame[1])))
+        await super().route_message(raw_msg)
 
     def _record(self, action: str, payload: dict[str, Any]) -> None:
         self.csms.messages.append((action, payload))
@@ -109,8 +119,9 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
         if tx is not None:
             tx.meter_stop = meter_stop
             tx.reason = kw.get("reason")
+            tx.transaction_data = list(kw.get("transaction_data") or [])
         self._record(
-            "StopTransaction", {"transaction_id": transaction_id, "meter_stop": meter_stop}
+            "StopTransaction", {"transaction_id": transaction_id, "meter_stop": meter_stop, **kw}
         )
         return call_result.StopTransaction()
 
@@ -164,6 +175,7 @@ class CentralSystem:
         self.ssl_context = ssl_context
         self.response_timeout = response_timeout
         self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
         self.statuses: list[tuple[int, str, str]] = []
         self.transactions: dict[int, Transaction] = {}
         self.tx_ids = itertools.count(1001)

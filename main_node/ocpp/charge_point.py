@@ -4,36 +4,19 @@ Handlers answer from the stores and the ports and hand anything that needs a CAL
 (Authorize, triggered messages, status notifications) to the `Host` (the session in
 `client.py`) as work that runs *after* the CALLRESULT is on the wire: awaiting `self.call()`
 inside a handler would deadlock the receive loop. Every port is treated alike; the charge
-point does not know which connectors are satellites.
-
-Incoming CALLs are validated against the OCPP 1.6 JSON schemas here, so that errors come back
-with the 1.6 error codes (OCPP-J 1.6 section 4.2.3: FormationViolation, not 2.0's
-FormatViolation) and a frame that cannot be parsed still gets a CALLERROR when it carries a
-unique id.
+point does not know which connectors are satellites. Framing and schema checks live in
+`framing.py`.
 """
 
 from __future__ import annotations
 
-import decimal
-import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from jsonschema.exceptions import ValidationError as SchemaValidationError  # type: ignore[import-untyped]
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
-from ocpp.exceptions import (
-    FormationViolationError,
-    OccurenceConstraintViolationError,
-    OCPPError,
-    PropertyConstraintViolationError,
-    TypeConstraintViolationError,
-)
-from ocpp.exceptions import (
-    NotImplementedError as OcppNotImplemented,
-)
-from ocpp.messages import CallError, MessageType, get_validator, unpack
-from ocpp.routing import on as _untyped_on
+from ocpp.exceptions import FormationViolationError, OCPPError
+from ocpp.messages import MessageType, unpack
 from ocpp.v16 import ChargePoint as _V16ChargePoint
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -41,26 +24,13 @@ from ocpp.v16.enums import Action
 from chargeport.board import ResetKind
 from chargeport.port import ChargePort, PortError, StopReason
 from main_node.ocpp.connector_status import ConnectorStatus
+from main_node.ocpp.framing import as_v16, call_error_for, on, response_for, validate_call
 from main_node.ocpp.meter_values import parse_iso_time
 from system_aggregator.api import StationSystem
 
-__all__ = ["Host", "StationChargePoint", "call_error_for"]
+__all__ = ["TRIGGERABLE", "Host", "StationChargePoint"]
 
 log = logging.getLogger(__name__)
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def on(action: Action, *, skip_schema_validation: bool = False) -> Callable[[_F], _F]:
-    """`ocpp.routing.on` with a type (the package is untyped)."""
-    decorator: Callable[[_F], _F] = _untyped_on(
-        action, skip_schema_validation=skip_schema_validation
-    )
-    return decorator
-
-
-# The schema lists floats with one decimal; parse them exactly (as the ocpp package does).
-_DECIMAL_ACTIONS = {"SetChargingProfile", "RemoteStartTransaction"}
 
 TRIGGERABLE = {
     "BootNotification",
@@ -109,76 +79,45 @@ class Host(Protocol):
 
     async def async_diagnostics_status(self, status: str) -> None: ...
 
-    def reserve(self, reservation_id: int, connector_id: int, id_tag: str) -> None: ...
+    async def async_reserve_now(
+        self,
+        connector_id: int,
+        expiry: str,
+        id_tag: str,
+        reservation_id: int,
+        parent_id_tag: str | None,
+    ) -> str: ...
 
-    def reservation_connector(self, reservation_id: int) -> int | None: ...
+    async def async_cancel_reservation(self, reservation_id: int) -> str: ...
+
+    def reservation_check(self, cid: int, id_tag: str) -> tuple[bool, int | None]: ...
 
     def limits_changed(self) -> None: ...
 
     def config_changed(self, key: str) -> None: ...
 
 
-def _schema_error(err: SchemaValidationError) -> OCPPError:
-    """jsonschema failure -> the OCPP-J 1.6 error code (section 4.2.3)."""
-    details = {"cause": err.message[:200]}
-    if err.validator in ("type", "maxLength"):
-        return TypeConstraintViolationError(details=details)
-    if err.validator == "required":
-        return OccurenceConstraintViolationError(details=details)
-    if err.validator in ("enum", "minimum", "maximum", "format", "pattern", "minLength"):
-        return PropertyConstraintViolationError(details=details)
-    return FormationViolationError(details=details)
+class _AfterReply:
+    """Holds status callbacks until the CALLRESULT they follow is on the wire.
 
+    GetDiagnostics.conf must precede the DiagnosticsStatusNotification it leads to, but the
+    aggregator may report Uploading before it even returns the file name (section 5.9).
+    """
 
-def validate_call(action: str, payload: Any) -> Any:
-    """Check a CALL payload against its 1.6 schema; returns the payload as the handlers get it."""
-    decimals = action in _DECIMAL_ACTIONS
-    try:
-        validator = get_validator(
-            MessageType.Call,
-            action,
-            "1.6",
-            parse_float=decimal.Decimal if decimals else float,
-        )
-    except (OSError, ValueError):
-        raise OcppNotImplemented(details={"cause": f"no schema for {action}"}) from None
-    checked = json.loads(json.dumps(payload), parse_float=decimal.Decimal) if decimals else payload
-    try:
-        validator.validate(checked)
-    except SchemaValidationError as err:
-        raise _schema_error(err) from None
-    return payload
+    def __init__(self, forward: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        self._forward = forward
+        self._held: list[str] | None = []
 
+    async def report(self, status: str) -> None:
+        if self._held is not None:
+            self._held.append(status)
+        else:
+            await self._forward(status)
 
-def call_error_for(raw: str | bytes) -> str | None:
-    """A CALLERROR for a frame that could not be parsed, when it carries a unique id."""
-    try:
-        frame = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None  # no unique id to answer to (OCPP-J 1.6 section 4.2.3)
-    if not isinstance(frame, list) or len(frame) < 2 or not isinstance(frame[1], str):
-        return None
-    if frame[0] in (MessageType.CallResult, MessageType.CallError):
-        return None  # never answer a response
-    if frame[0] != MessageType.Call:
-        err: OCPPError = PropertyConstraintViolationError(
-            details={"cause": f"MessageTypeId {frame[0]!r} is not valid"}
-        )
-    else:
-        err = FormationViolationError(details={"cause": "frame has the wrong shape"})
-    reply: str = CallError(frame[1], err.code, err.description, err.details).to_json()
-    return reply
-
-
-def _as_v16(error: OCPPError) -> OCPPError:
-    """The ocpp package raises 2.0 names in places; OCPP-J 1.6 spells them differently."""
-    if error.code == "FormatViolation":
-        return FormationViolationError(description=error.description, details=error.details)
-    if error.code == "OccurrenceConstraintViolation":
-        return OccurenceConstraintViolationError(
-            description=error.description, details=error.details
-        )
-    return error
+    async def release(self) -> None:
+        held, self._held = self._held or [], None
+        for status in held:
+            await self._forward(status)
 
 
 class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
@@ -213,12 +152,16 @@ class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
             await self._handle_call(msg)
         except OCPPError as error:
             log.warning("CALL %s refused: %s", getattr(msg, "action", "?"), error)
-            await self._send(msg.create_call_error(_as_v16(error)).to_json())
+            await self._send(msg.create_call_error(as_v16(error)).to_json())
             return
         # Work that sends CALLs of its own runs only once the CALLRESULT has gone out.
         for make in self._after_response:
             self.host.spawn(make())
         self._after_response.clear()
+
+    async def _get_specific_response(self, unique_id: str, timeout: float) -> Any:  # noqa: ASYNC109
+        # The package's signature; see `framing.response_for` for why it is replaced.
+        return await response_for(self._response_queue, unique_id, timeout)
 
     def _later(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._after_response.append(make)
@@ -268,6 +211,8 @@ class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
         if cid is None or not self._port_ok(cid):
             return call_result.RemoteStartTransaction(status="Rejected")
         if self.host.status_of(cid).status not in ("Available", "Preparing", "Reserved"):
+            return call_result.RemoteStartTransaction(status="Rejected")
+        if not self.host.reservation_check(cid, id_tag)[0]:  # reserved for another (5.13)
             return call_result.RemoteStartTransaction(status="Rejected")
         # Only a TxProfile may come with a remote start (OCPP 1.6 section 5.11).
         if charging_profile and charging_profile.get("charging_profile_purpose") != "TxProfile":
@@ -355,14 +300,16 @@ class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
     ) -> Any:
         if self.host.system is None:
             return call_result.GetDiagnostics()
+        gate = _AfterReply(self.host.async_diagnostics_status)
         name = await self.host.system.get_diagnostics(
             location,
             parse_iso_time(start_time) if start_time else None,
             parse_iso_time(stop_time) if stop_time else None,
             retries or 0,
             float(retry_interval or 0),
-            self.host.async_diagnostics_status,
+            gate.report,
         )
+        self._later(gate.release)
         return call_result.GetDiagnostics(file_name=name or None)
 
     # -------------------------------------------------------------- Remote trigger
@@ -390,38 +337,15 @@ class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
         parent_id_tag: str | None = None,
         **_: Any,
     ) -> Any:
-        if not self._port_ok(connector_id):
-            # ReserveConnectorZeroSupported is false (OCPP 1.6 section 5.13).
-            return call_result.ReserveNow(status="Rejected")
-        current = self.host.status_of(connector_id).status
-        if current == "Faulted":
-            return call_result.ReserveNow(status="Faulted")
-        if current == "Unavailable":
-            return call_result.ReserveNow(status="Unavailable")
-        owner = self.host.reservation_connector(reservation_id)
-        if current != "Available" and owner != connector_id:
-            return call_result.ReserveNow(status="Occupied")
-        try:
-            await self.host.ports[connector_id].reserve(
-                reservation_id, id_tag, parse_iso_time(expiry_date)
-            )
-        except PortError as exc:
-            log.warning("reservation on connector %d refused: %s", connector_id, exc)
-            return call_result.ReserveNow(status="Rejected")
-        self.host.reserve(reservation_id, connector_id, id_tag)
-        return call_result.ReserveNow(status="Accepted")
+        status = await self.host.async_reserve_now(
+            connector_id, expiry_date, id_tag, reservation_id, parent_id_tag
+        )
+        return call_result.ReserveNow(status=status)
 
     @on(Action.cancel_reservation, skip_schema_validation=True)
     async def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
-        cid = self.host.reservation_connector(reservation_id)
-        if cid is None:
-            return call_result.CancelReservation(status="Rejected")
-        try:
-            await self.host.ports[cid].cancel_reservation(reservation_id)
-        except PortError as exc:
-            log.warning("cancel reservation %d failed: %s", reservation_id, exc)
-            return call_result.CancelReservation(status="Rejected")
-        return call_result.CancelReservation(status="Accepted")
+        status = await self.host.async_cancel_reservation(reservation_id)
+        return call_result.CancelReservation(status=status)
 
     # -------------------------------------------------------------- Local auth list
 

@@ -13,13 +13,15 @@ Theory of operation:
 - A single sender task per connection serialises every CALL (OCPP-J allows one outstanding
   CALL): journal entries first, in journal order, then live messages (StatusNotification,
   Heartbeat, Authorize, firmware/diagnostics statuses, triggered messages).
+- The rest is in mixins: `session_tx` (transactions, meter values, transactionData),
+  `session_auth` (authorization), `session_ops` (trigger, reset, firmware/diagnostics
+  statuses) and `station_state` (stores, availability, reservations).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import ssl
 from collections.abc import Callable, Coroutine, Mapping
@@ -33,10 +35,8 @@ from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from chargeport.board import ResetKind
 from chargeport.clock import Clock, RealClock
 from chargeport.port import ChargePort, MeterValue, PortError, PortEvent, SessionEvent, StopReason
-from chargeport.port import SessionEventType as Ev
 from main_node.ocpp.auth import AuthStore
 from main_node.ocpp.charge_point import StationChargePoint
 from main_node.ocpp.connector_status import (
@@ -46,13 +46,12 @@ from main_node.ocpp.connector_status import (
 )
 from main_node.ocpp.journal import TransactionJournal
 from main_node.ocpp.meter_values import (
-    DEFAULT_MEASURANDS,
     MeterTimer,
     iso_time,
-    meter_value_entry,
-    meter_values_payload,
 )
-from main_node.ocpp.station_state import StationState
+from main_node.ocpp.session_ops import Offline, SessionOps, wait_event
+from main_node.ocpp.session_tx import SessionTransactions, Tx
+from main_node.ocpp.tx_data import TxDataStore
 from system_aggregator.api import StationSystem
 
 __all__ = ["LimitSink", "OcppSession", "Offline", "SessionOptions"]
@@ -60,24 +59,6 @@ __all__ = ["LimitSink", "OcppSession", "Offline", "SessionOptions"]
 log = logging.getLogger(__name__)
 
 LimitSink = Callable[[int, float | None], None]
-
-
-async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
-    """Wait for `event` at most `seconds`; True when it was set.
-
-    `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for can swallow a
-    cancellation that races with the inner wait, which hangs a TaskGroup on shutdown.
-    """
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
-
-
-class Offline(Exception):
-    """A live message could not be sent: no accepted connection to the CSMS."""
 
 
 @dataclass(frozen=True)
@@ -97,16 +78,13 @@ class SessionOptions:
     backoff_max_s: float = 30.0
     time_scale: float = 1.0
     limit_refresh_s: float = 30.0
+    # Station config (TOML [ocpp]): defaults of HeartbeatInterval / MeterValueSampleInterval;
+    # a value the CSMS changed is persisted and wins (OCPP 1.6 section 9.1).
+    heartbeat_interval_s: int = 300
+    meter_value_sample_interval_s: int = 60
 
 
-@dataclass
-class _Tx:
-    local_tx: str
-    started: float
-    id_tag: str
-
-
-class OcppSession(StationState):
+class OcppSession(SessionTransactions, SessionOps):
     """The station's one OCPP charge point session (implements `charge_point.Host`)."""
 
     def __init__(
@@ -120,12 +98,19 @@ class OcppSession(StationState):
         clock: Clock | None = None,
         on_connection: Callable[[bool], None] | None = None,
     ) -> None:
-        super().__init__(ports, conn, clock or RealClock())
+        defaults = {
+            "HeartbeatInterval": str(options.heartbeat_interval_s),
+            "MeterValueSampleInterval": str(options.meter_value_sample_interval_s),
+        }
+        super().__init__(ports, conn, clock or RealClock(), defaults)
         self._on_connection = on_connection  # told when the accepted CSMS connection goes up/down
         self.options = options
         self.system = system
         self.journal = TransactionJournal(conn)
         self.auth = AuthStore(conn)
+        self.tx_data = TxDataStore(conn)
+        self.tx_ended = asyncio.Event()
+        self._reservations_wake = asyncio.Event()
         self._limit_sink = limit_sink
         self._cp: StationChargePoint | None = None
         self._boot_accepted = False
@@ -153,6 +138,7 @@ class OcppSession(StationState):
                 tg.create_task(self._watch_port(cid, port))
             tg.create_task(self._meter_loop())
             tg.create_task(self._limit_loop())
+            tg.create_task(self._reservation_loop())
             if self.options.url:
                 tg.create_task(self._connection_loop())
 
@@ -227,6 +213,11 @@ class OcppSession(StationState):
             tg.create_task(self._sender_loop(cp))
             tg.create_task(self._heartbeat_loop())
 
+    async def async_boot_again(self) -> None:
+        """A triggered BootNotification (section 5.17) on the live connection."""
+        if self._cp is not None:
+            await self._boot(self._cp)
+
     async def _boot(self, cp: StationChargePoint) -> None:
         """BootNotification until Accepted; nothing else may be sent before (section 4.2)."""
         while True:
@@ -262,7 +253,7 @@ class OcppSession(StationState):
                 await self._send_live(cp, payload, fut)
                 continue
             self._wake.clear()
-            await _wait_event(self._wake, self._retry_poll())
+            await wait_event(self._wake, self._retry_poll())
 
     def _retry_poll(self) -> float:
         return max(0.01, self._interval("TransactionMessageRetryInterval", 60) / 4)
@@ -308,7 +299,7 @@ class OcppSession(StationState):
         info = response.get("id_tag_info")
         if entry.action == "StartTransaction" and isinstance(info, dict):
             id_tag = str(entry.payload.get("idTag", ""))
-            self._cache(id_tag, info)
+            self.cache_id_tag(id_tag, info)
             tx = self.active_tx.get(entry.connector_id)
             if (
                 info.get("status") != "Accepted"
@@ -339,7 +330,7 @@ class OcppSession(StationState):
         while True:
             self._hb_wake.clear()
             interval = self._interval("HeartbeatInterval", 300) or 3600.0
-            if not await _wait_event(self._hb_wake, interval):
+            if not await wait_event(self._hb_wake, interval):
                 self._post(call.Heartbeat())
             # else: the interval changed; start over with the new one
 
@@ -381,11 +372,12 @@ class OcppSession(StationState):
         tracker = ConnectorStatusTracker(snapshot, link_up=snapshot is not None)
         self.trackers[cid] = tracker
         if snapshot is not None and snapshot.transaction_id and cid not in self.active_tx:
-            self.active_tx[cid] = _Tx(snapshot.transaction_id, self.now(), "")
+            self.active_tx[cid] = Tx(snapshot.transaction_id, self.now(), "")
             self._timer.start(cid, self.now())
         if snapshot is not None and snapshot.meter is not None:
             self.latest_meter[cid] = snapshot.meter
         await self.apply_persisted_availability(cid)
+        await self.apply_persisted_reservations(cid, snapshot)
         self.status_changed(cid)
         async for event in stream:
             self.on_port_event(cid, event)
@@ -401,103 +393,6 @@ class OcppSession(StationState):
         elif isinstance(body, SessionEvent):
             self._on_session(cid, body, event.timestamp)
 
-    def _on_session(self, cid: int, ev: SessionEvent, ts: float) -> None:
-        tx = ev.transaction
-        if ev.type is Ev.TRANSACTION_STARTED and tx is not None:
-            payload: dict[str, Any] = {
-                "connector_id": cid,
-                "id_tag": tx.id_tag,
-                "meter_start": round(tx.meter_wh),
-                "timestamp": iso_time(ts),
-            }
-            if tx.reservation_id is not None:
-                payload["reservation_id"] = tx.reservation_id
-            self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
-            self.active_tx[cid] = _Tx(tx.transaction_id, ts, tx.id_tag)
-            self._timer.start(cid, self.now())
-            self.install_pending_tx_profile(cid)
-            self._wake.set()
-            self._meter_wake.set()
-            self.limits_changed()
-        elif ev.type is Ev.TRANSACTION_FINISHED and tx is not None:
-            reason = tx.stop_reason.value if tx.stop_reason else "Local"
-            stop: dict[str, Any] = {
-                "meter_stop": round(tx.meter_wh),
-                "timestamp": iso_time(ts),
-                "reason": reason,
-                "id_tag": tx.id_tag or None,
-                "transaction_id": 0,  # the journal substitutes the CSMS id (section 4.10)
-            }
-            self.journal.enqueue("StopTransaction", stop, cid, tx.transaction_id)
-            self.active_tx.pop(cid, None)
-            self.profiles.transaction_ended(cid)
-            self._timer.stop(cid)
-            self._wake.set()
-            self.limits_changed()
-            self.spawn(self.apply_scheduled_availability(cid))
-        elif ev.type is Ev.RESERVATION_END:
-            self.reservations = {rid: r for rid, r in self.reservations.items() if r[0] != cid}
-        elif ev.type is Ev.AUTH_REQUIRED and tx is not None and tx.id_tag:
-            # A locally presented id tag (RFID swipe) comes as AuthRequired with its tag.
-            self.spawn(self.async_local_authorize(cid, tx.id_tag))
-
-    # ------------------------------------------------------------ authorization
-
-    def _cache(self, id_tag: str, info: dict[str, Any]) -> None:
-        if id_tag and self.config_bool("AuthorizationCacheEnabled", True):
-            self.auth.cache_put(id_tag, info, self.now())
-
-    async def async_check_id_tag(self, id_tag: str) -> bool:
-        """Authorize an id tag: local list / cache, Authorize.req, offline rules (section 3.5)."""
-        now = self.now()
-        use_list = self.config_bool("LocalAuthListEnabled", True)
-        use_cache = self.config_bool("AuthorizationCacheEnabled", True)
-        known = self.auth.lookup(id_tag, now, use_list=use_list, use_cache=use_cache)
-        if self.online:
-            if known is not None and self.config_bool("LocalPreAuthorize", False):
-                return bool(known.get("status") == "Accepted")
-            try:
-                result = await self.async_request(call.Authorize(id_tag=id_tag))
-            except (Offline, OCPPError, TimeoutError) as exc:
-                log.info("Authorize.req failed (%s); deciding offline", exc)
-            else:
-                info = dict(result.id_tag_info)
-                self._cache(id_tag, info)
-                return bool(info.get("status") == "Accepted")
-        decision = self.auth.authorize_offline(
-            id_tag,
-            now,
-            self.config_bool("LocalAuthorizeOffline", True),
-            self.config_bool("AllowOfflineTxForUnknownId", False),
-            use_list=use_list,
-            use_cache=use_cache,
-        )
-        return decision is not None and decision.get("status") == "Accepted"
-
-    async def async_local_authorize(self, cid: int, id_tag: str) -> None:
-        """A tag presented at a port: stop its own transaction, or authorize a new one."""
-        tx = self.active_tx.get(cid)
-        if tx is not None:
-            if tx.id_tag.casefold() == id_tag.casefold():
-                await self.ports[cid].stop_transaction(StopReason.LOCAL)
-            return
-        if await self.async_check_id_tag(id_tag):
-            await self.ports[cid].authorize(id_tag, self.reservation_for(cid, id_tag))
-        else:
-            log.info("id tag %s refused on connector %d", id_tag, cid)
-
-    async def async_remote_start(
-        self, connector_id: int, id_tag: str, profile: dict[str, Any] | None
-    ) -> None:
-        """RemoteStartTransaction accepted: authorize (if AuthorizeRemoteTxRequests), then go."""
-        if self.config_bool("AuthorizeRemoteTxRequests", False):
-            if not await self.async_check_id_tag(id_tag):
-                log.info("remote start for %s refused by authorization", id_tag)
-                return
-        if profile is not None:
-            self.pending_tx_profile[connector_id] = profile
-        await self.ports[connector_id].authorize(id_tag, self.reservation_for(connector_id, id_tag))
-
     # ------------------------------------------------------------ meter values
 
     async def _meter_loop(self) -> None:
@@ -506,30 +401,9 @@ class OcppSession(StationState):
             deadline = self._timer.next_deadline(now)
             wait = 3600.0 if deadline is None else max(0.0, deadline - now)
             self._meter_wake.clear()
-            await _wait_event(self._meter_wake, wait)
+            await wait_event(self._meter_wake, wait)
             for cid, context in self._timer.due(self.now()):
                 self.send_meter_values(cid, context)
-
-    def _measurands(self, key: str) -> list[str]:
-        raw = self.config_str(key, ",".join(DEFAULT_MEASURANDS))
-        return [m.strip() for m in raw.split(",") if m.strip()]
-
-    def send_meter_values(self, cid: int, context: str) -> None:
-        """One MeterValues.req for `cid`: journaled inside a transaction, live otherwise."""
-        mv = self.latest_meter.get(cid)
-        if mv is None:
-            return
-        key = "MeterValuesAlignedData" if context == "Sample.Clock" else "MeterValuesSampledData"
-        entry = meter_value_entry(self.now(), mv, context, self._measurands(key))
-        tx = self.active_tx.get(cid)
-        if tx is not None and context != "Trigger":
-            self.journal.enqueue(
-                "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
-            )
-            self._wake.set()
-            return
-        tx_id = self.journal.transaction_id(tx.local_tx) if tx is not None else None
-        self._post(call.MeterValues(**meter_values_payload(cid, [entry], tx_id)))
 
     def _aligned(self) -> float:
         return self._interval("ClockAlignedDataInterval", 0)
@@ -559,7 +433,7 @@ class OcppSession(StationState):
         while True:
             self._push_limits()
             self._limits_wake.clear()
-            await _wait_event(self._limits_wake, self.options.limit_refresh_s)
+            await wait_event(self._limits_wake, self.options.limit_refresh_s)
 
     def _push_limits(self) -> None:
         """Hand each connector's profile limit (0 = station max) to the energy manager."""
@@ -575,40 +449,18 @@ class OcppSession(StationState):
                 self._last_limits[cid] = amps
                 self._limit_sink(cid, amps)
 
-    # ------------------------------------------------------------ triggers, reset, firmware
+    # ------------------------------------------------------------ reservations
 
-    async def async_trigger(self, message: str, connector_id: int | None) -> None:
-        """Send the message a TriggerMessage asked for (section 5.17)."""
-        targets = [connector_id] if connector_id else sorted(self.ports)
-        if message == "BootNotification":
-            if self._cp is not None:
-                await self._boot(self._cp)
-        elif message == "Heartbeat":
-            self._post(call.Heartbeat())
-        elif message == "StatusNotification":
-            for cid in [connector_id] if connector_id is not None else [0, *targets]:
-                self.status_changed(cid)
-        elif message == "MeterValues":
-            for cid in targets:
-                self.send_meter_values(cid, "Trigger")
-        elif message == "FirmwareStatusNotification":
-            self._post(call.FirmwareStatusNotification(status=self.firmware_status))
-        elif message == "DiagnosticsStatusNotification":
-            self._post(call.DiagnosticsStatusNotification(status=self.diagnostics_status))
+    def reservations_changed(self) -> None:
+        self._reservations_wake.set()
 
-    async def async_firmware_status(self, status: str) -> None:
-        self.firmware_status = status
-        self._post(call.FirmwareStatusNotification(status=status))
-
-    async def async_diagnostics_status(self, status: str) -> None:
-        self.diagnostics_status = status
-        self._post(call.DiagnosticsStatusNotification(status=status))
-
-    async def async_reset(self, kind: ResetKind) -> None:
-        """Stop running transactions (section 5.14), then let the aggregator reset the boards."""
-        reason = StopReason.HARD_RESET if kind is ResetKind.HARD else StopReason.SOFT_RESET
-        for cid in sorted(self.active_tx):
-            with contextlib.suppress(PortError):
-                await self.ports[cid].stop_transaction(reason)
-        if self.system is not None:
-            await self.system.reset(kind)
+    async def _reservation_loop(self) -> None:
+        """End each reservation at its expiryDate (section 5.13): the port goes Available."""
+        while True:
+            self._reservations_wake.clear()
+            expiry = self.reservations.next_expiry()
+            wait = 3600.0 if expiry is None else (expiry - self.now()) / self.clock.speed
+            if wait > 0:
+                await wait_event(self._reservations_wake, wait)
+            else:
+                await self.async_expire_reservations()

@@ -1,9 +1,9 @@
 """The SQLite file behind the OCPP stores: open, migrate, transact, and wire-value helpers.
 
-Every store (journal, auth, smart charging, config keys, availability, reservations) keeps
-its tables in one file. The schema is a single ordered list of migrations; `PRAGMA
-user_version` records how many have run, so a newer build upgrades an older file in place
-and an older build refuses a newer file instead of corrupting it.
+Every store (journal, auth, smart charging, config keys, availability, reservations,
+StopTransaction readings) keeps its tables in one file. The schema is a single ordered list
+of migrations; `PRAGMA user_version` records how many have run, so a newer build upgrades an
+older file in place and an older build refuses a newer file instead of corrupting it.
 
 The connection runs in autocommit mode; writes go through `transaction()`, which wraps them in
 `BEGIN IMMEDIATE` … `COMMIT`. With WAL and `synchronous=FULL` a commit is fsync'd before it
@@ -101,6 +101,15 @@ MIGRATIONS: tuple[str, ...] = (
         parent_id_tag TEXT,
         expiry REAL NOT NULL
     );
+    """,
+    # 7: tx_data.py — readings kept for StopTransaction.req transactionData (§4.10, §9.1).
+    """
+    CREATE TABLE stop_tx_data (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        local_tx TEXT NOT NULL,
+        entry TEXT NOT NULL
+    );
+    CREATE INDEX stop_tx_data_tx ON stop_tx_data(local_tx, id);
     """,
 )
 

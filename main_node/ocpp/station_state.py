@@ -1,20 +1,34 @@
 """The station-side state the OCPP session keeps: stores, per-connector facts, availability,
 reservations and the typed config accessors (the non-network half of `client.OcppSession`).
+
+Reservations (OCPP 1.6 section 5.13) live in `ReservationStore`, so they survive a restart:
+the store is the truth, the ports are told to match it (at start, on ReserveNow /
+CancelReservation, at expiry), and a port's own ReservationEnd is reconciled against the
+port's status rather than trusted blindly (a replaced reservation ends and starts again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from chargeport.clock import Clock
-from chargeport.port import ChargePort, MeterValue, PortError
+from chargeport.port import ChargePort, MeterValue, PortError, PortStatus
 from main_node.ocpp.availability import AvailabilityStore
 from main_node.ocpp.config_keys import ConfigStore
-from main_node.ocpp.connector_status import ConnectorStatusTracker
+from main_node.ocpp.connector_status import ConnectorStatus, ConnectorStatusTracker
+from main_node.ocpp.db import StoreError, parse_datetime
 from main_node.ocpp.meter_values import DEFAULT_MEASURANDS
+from main_node.ocpp.reservations import (
+    Reservation,
+    ReservationStore,
+    decide_cancel,
+    decide_reserve_now,
+    decide_start,
+)
 from main_node.ocpp.smart_charging import ProfileStore
 
 __all__ = ["StationState"]
@@ -32,16 +46,23 @@ class StationState:
     """Stores and per-connector facts shared by the session and the charge point handlers."""
 
     def __init__(
-        self, ports: Mapping[int, ChargePort], conn: sqlite3.Connection, clock: Clock
+        self,
+        ports: Mapping[int, ChargePort],
+        conn: sqlite3.Connection,
+        clock: Clock,
+        config_defaults: Mapping[str, str] | None = None,
     ) -> None:
         self.ports = ports
         self.clock = clock
+        self.conn = conn
+        # Station config (TOML) supplies defaults; values the CSMS changed are persisted and win.
         self.config = ConfigStore(
             conn,
             {
                 "MeterValuesSampledData": ",".join(DEFAULT_MEASURANDS),
                 "MeterValuesAlignedData": ",".join(DEFAULT_MEASURANDS),
                 "ReserveConnectorZeroSupported": "false",
+                **(config_defaults or {}),
             },
             number_of_connectors=len(ports),
         )
@@ -56,7 +77,7 @@ class StationState:
         self.active_tx: dict[int, Any] = {}  # connector -> client._Tx
         self.latest_meter: dict[int, MeterValue] = {}
         self.pending_tx_profile: dict[int, dict[str, Any]] = {}
-        self.reservations: dict[int, tuple[int, str]] = {}  # id -> (connector, id tag)
+        self.reservations = ReservationStore(conn)
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
 
@@ -144,16 +165,123 @@ class StationState:
 
     # ------------------------------------------------------------ reservations (section 5.13)
 
-    def reserve(self, reservation_id: int, connector_id: int, id_tag: str = "") -> None:
-        self.reservations[reservation_id] = (connector_id, id_tag)
+    def status_of(self, connector_id: int) -> ConnectorStatus:
+        raise NotImplementedError  # the session derives statuses
 
-    def reservation_connector(self, reservation_id: int) -> int | None:
-        entry = self.reservations.get(reservation_id)
-        return None if entry is None else entry[0]
+    def reservations_changed(self) -> None:
+        """Hook: the earliest expiry may have moved (the session re-arms its timer)."""
+
+    def _statuses(self) -> dict[int, str]:
+        return {cid: self.status_of(cid).status for cid in [0, *sorted(self.ports)]}
+
+    async def async_reserve_now(
+        self,
+        connector_id: int,
+        expiry: str,
+        id_tag: str,
+        reservation_id: int,
+        parent_id_tag: str | None,
+    ) -> str:
+        """ReserveNow: decide from the store, reserve the port, then persist (section 5.13)."""
+        now = self.now()
+        try:
+            expiry_s = parse_datetime(expiry)
+        except ValueError:
+            return "Rejected"
+        held = self.reservations.all()
+        status = decide_reserve_now(
+            connector_id, expiry_s, reservation_id, self._statuses(), held, now
+        )
+        if status != "Accepted":
+            return status
+        previous = next((r for r in held if r.reservation_id == reservation_id), None)
+        if previous is not None:
+            # A ReserveNow with a known reservationId replaces that reservation (section 5.13).
+            await self._release(previous)
+        try:
+            await self.ports[connector_id].reserve(reservation_id, id_tag, expiry_s)
+        except PortError as exc:
+            log.warning("reservation on connector %d refused: %s", connector_id, exc)
+            if previous is not None:
+                self._forget(previous.reservation_id)
+            return "Rejected"
+        status = self.reservations.reserve_now(
+            connector_id, expiry_s, id_tag, reservation_id, parent_id_tag, self._statuses(), now
+        )
+        if status != "Accepted":  # the statuses moved meanwhile: keep port and store alike
+            await self._release(Reservation(reservation_id, connector_id, id_tag, None, expiry_s))
+        self.reservations_changed()
+        return status
+
+    async def async_cancel_reservation(self, reservation_id: int) -> str:
+        """CancelReservation (section 5.3): the store decides; the port is told to match."""
+        held = self.reservations.all()
+        status = decide_cancel(reservation_id, held, self.now())
+        if status == "Accepted":
+            await self._release(next(r for r in held if r.reservation_id == reservation_id))
+            self._forget(reservation_id)
+            self.reservations_changed()
+        return status
+
+    async def async_expire_reservations(self) -> list[Reservation]:
+        """Drop reservations whose expiry passed; their ports end them (ReservationEnd)."""
+        gone = self.reservations.expire(self.now())
+        for reservation in gone:
+            log.info("reservation %d expired", reservation.reservation_id)
+            await self._release(reservation)
+        return gone
+
+    async def apply_persisted_reservations(self, cid: int, snapshot: PortStatus | None) -> None:
+        """At start: a stored reservation the port does not hold is placed on it again."""
+        if snapshot is None:
+            return  # the port is unreachable; its reservation stays stored
+        for r in self.reservations.active(self.now()):
+            if r.connector_id != cid or snapshot.reservation_id == r.reservation_id:
+                continue
+            try:
+                await self.ports[cid].reserve(r.reservation_id, r.id_tag, r.expiry)
+            except PortError as exc:
+                log.warning("stored reservation %d not restored: %s", r.reservation_id, exc)
+                self._forget(r.reservation_id)
+
+    async def async_reconcile_reservation(self, cid: int) -> None:
+        """The port ended a reservation: forget those it no longer holds."""
+        try:
+            status = await self.ports[cid].status()
+        except PortError:
+            return
+        for r in self.reservations.all():
+            if r.connector_id == cid and r.reservation_id != status.reservation_id:
+                self._forget(r.reservation_id)
+        self.reservations_changed()
+
+    def reservation_used(self, reservation_id: int | None) -> None:
+        """A transaction started on a reservation: it is consumed (section 5.13)."""
+        if reservation_id is not None:
+            self._forget(reservation_id)
+            self.reservations_changed()
+
+    def reservation_check(self, cid: int, id_tag: str) -> tuple[bool, int | None]:
+        """May `id_tag` start on `cid`, and the reservation it redeems (section 5.13)."""
+        allowed, used = decide_start(
+            cid, id_tag, None, self._statuses(), self.reservations.all(), self.now()
+        )
+        return allowed, None if used is None else used.reservation_id
 
     def reservation_for(self, cid: int, id_tag: str) -> int | None:
         """The reservation an id tag redeems on `cid`, if any."""
-        for rid, (connector, tag) in self.reservations.items():
-            if connector == cid and tag.casefold() == id_tag.casefold():
-                return rid
-        return None
+        return self.reservation_check(cid, id_tag)[1]
+
+    def _forget(self, reservation_id: int) -> None:
+        with contextlib.suppress(StoreError):
+            self.reservations.remove(reservation_id)
+
+    async def _release(self, reservation: Reservation) -> None:
+        port = self.ports.get(reservation.connector_id)
+        if port is None:
+            return
+        try:
+            await port.cancel_reservation(reservation.reservation_id)
+        except PortError as exc:
+            # The port may have ended it already (its own expiry); the store decides.
+            log.info("port kept no reservation %d: %s", reservation.reservation_id, exc)

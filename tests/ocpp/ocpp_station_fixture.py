@@ -13,8 +13,9 @@ from chargeport.fake_port import FakePort
 from chargeport.port import PortInfo
 from main_node.ocpp.client import OcppSession, SessionOptions
 from main_node.ocpp.db import open_db
+from system_aggregator.api import StationSystem
 
-__all__ = ["Station", "make_ports", "running_station"]
+__all__ = ["Station", "make_ports", "options", "running_station", "until"]
 
 
 def make_ports(n: int = 4) -> dict[int, FakePort]:
@@ -53,6 +54,7 @@ async def running_station(
     url: str,
     ports: dict[int, FakePort] | None = None,
     setup: Callable[[OcppSession], None] | None = None,
+    system: StationSystem | None = None,
     **kw: Any,
 ) -> AsyncIterator[Station]:
     """Run an OcppSession against `url` until the block ends; the task is always stopped."""
@@ -63,6 +65,7 @@ async def running_station(
         options(url, **kw),
         ports,
         conn,
+        system=system,
         limit_sink=lambda cid, amps: station.limits.append((cid, amps)),
     )
     station.session = session
@@ -76,3 +79,10 @@ async def running_station(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         conn.close()
+
+
+async def until(predicate: Callable[[], object], within_s: float = 10.0) -> None:
+    """Poll a station-side fact until it holds (the CSMS side has `CentralSystem.wait_for`)."""
+    async with asyncio.timeout(within_s):
+        while not predicate():
+            await asyncio.sleep(0.01)

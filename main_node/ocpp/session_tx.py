@@ -1,0 +1,158 @@
+"""Transactions as the CSMS sees them: Start/Stop/MeterValues journaled before sending
+(OCPP 1.6 section 4.10), and the readings StopTransaction.req carries as transactionData
+(section 6.49, keys 9.1.25 / 9.1.27: Transaction.Begin, periodic / clock-aligned samples,
+Transaction.End).
+
+`SessionTransactions` is a mixin of `client.OcppSession`; the hooks it declares are the
+session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from ocpp.v16 import call
+
+from chargeport.port import MeterValue, SessionEvent, StopReason
+from chargeport.port import SessionEventType as Ev
+from main_node.ocpp.db import transaction
+from main_node.ocpp.journal import TransactionJournal
+from main_node.ocpp.meter_values import (
+    DEFAULT_MEASURANDS,
+    MeterTimer,
+    iso_time,
+    meter_value_entry,
+    meter_values_payload,
+)
+from main_node.ocpp.session_auth import SessionAuth
+from main_node.ocpp.tx_data import TxDataStore
+
+__all__ = ["SessionTransactions", "Tx"]
+
+
+@dataclass
+class Tx:
+    """A running transaction: the port's id for it, when it started, who started it."""
+
+    local_tx: str
+    started: float
+    id_tag: str
+
+
+class SessionTransactions(SessionAuth):
+    """Folds session events into journaled transaction messages and meter values."""
+
+    journal: TransactionJournal
+    tx_data: TxDataStore
+    tx_ended: asyncio.Event
+    _timer: MeterTimer
+    _wake: asyncio.Event
+    _meter_wake: asyncio.Event
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        raise NotImplementedError  # the session owns the task group
+
+    def _post(self, payload: Any) -> None:
+        raise NotImplementedError  # the session queues live CALLs
+
+    def limits_changed(self) -> None:
+        raise NotImplementedError  # the session pushes limits
+
+    def _on_session(self, cid: int, ev: SessionEvent, ts: float) -> None:
+        tx = ev.transaction
+        if ev.type is Ev.TRANSACTION_STARTED and tx is not None:
+            payload: dict[str, Any] = {
+                "connector_id": cid,
+                "id_tag": tx.id_tag,
+                "meter_start": round(tx.meter_wh),
+                "timestamp": iso_time(ts),
+            }
+            if tx.reservation_id is not None:
+                payload["reservation_id"] = tx.reservation_id
+            self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
+            self.reservation_used(tx.reservation_id)
+            self.active_tx[cid] = Tx(tx.transaction_id, ts, tx.id_tag)
+            self._keep_reading(cid, tx.transaction_id, ts, "Transaction.Begin", tx.meter_wh)
+            self._timer.start(cid, self.now())
+            self.install_pending_tx_profile(cid)
+            self._wake.set()
+            self._meter_wake.set()
+            self.limits_changed()
+        elif ev.type is Ev.TRANSACTION_FINISHED and tx is not None:
+            self._journal_stop(cid, tx.transaction_id, tx.meter_wh, ts, tx.stop_reason, tx.id_tag)
+            self.active_tx.pop(cid, None)
+            self.tx_ended.set()
+            self.profiles.transaction_ended(cid)
+            self._timer.stop(cid)
+            self._wake.set()
+            self.limits_changed()
+            self.spawn(self.apply_scheduled_availability(cid))
+        elif ev.type is Ev.RESERVATION_END:
+            self.spawn(self.async_reconcile_reservation(cid))
+        elif ev.type is Ev.AUTH_REQUIRED and tx is not None and tx.id_tag:
+            # A locally presented id tag (RFID swipe) comes as AuthRequired with its tag.
+            self.spawn(self.async_local_authorize(cid, tx.id_tag))
+
+    def _journal_stop(
+        self,
+        cid: int,
+        local_tx: str,
+        meter_wh: float,
+        ts: float,
+        reason: StopReason | None,
+        id_tag: str,
+    ) -> None:
+        """Journal StopTransaction with its transactionData, in one commit (sections 4.10, 6.49)."""
+        stop: dict[str, Any] = {
+            "meter_stop": round(meter_wh),
+            "timestamp": iso_time(ts),
+            "reason": reason.value if reason else "Local",
+            "id_tag": id_tag or None,
+            "transaction_id": 0,  # the journal substitutes the CSMS id (section 4.10)
+        }
+        with transaction(self.conn):
+            self._keep_reading(cid, local_tx, ts, "Transaction.End", meter_wh)
+            readings = self.tx_data.take(local_tx)
+            if readings:
+                stop["transaction_data"] = readings
+            self.journal.enqueue("StopTransaction", stop, cid, local_tx)
+
+    def _keep_reading(
+        self, cid: int, local_tx: str, ts: float, context: str, meter_wh: float | None = None
+    ) -> None:
+        """Keep a reading for StopTransaction.req transactionData (keys 9.1.25 / 9.1.27)."""
+        key = "StopTxnAlignedData" if context == "Sample.Clock" else "StopTxnSampledData"
+        measurands = self._measurands(key, "")
+        if not measurands:
+            return
+        mv = self.latest_meter.get(cid) or MeterValue(energy_wh=meter_wh or 0.0, power_w=0.0)
+        if meter_wh is not None:
+            # Begin / End carry the register the transaction itself started / stopped at.
+            mv = dataclasses.replace(mv, energy_wh=meter_wh)
+        self.tx_data.add(local_tx, meter_value_entry(ts, mv, context, measurands))
+
+    def _measurands(self, key: str, default: str = ",".join(DEFAULT_MEASURANDS)) -> list[str]:
+        raw = self.config_str(key, default)
+        return [m.strip() for m in raw.split(",") if m.strip()]
+
+    def send_meter_values(self, cid: int, context: str) -> None:
+        """One MeterValues.req for `cid`: journaled inside a transaction, live otherwise."""
+        mv = self.latest_meter.get(cid)
+        if mv is None:
+            return
+        key = "MeterValuesAlignedData" if context == "Sample.Clock" else "MeterValuesSampledData"
+        entry = meter_value_entry(self.now(), mv, context, self._measurands(key))
+        tx = self.active_tx.get(cid)
+        if tx is not None and context != "Trigger":
+            self.journal.enqueue(
+                "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
+            )
+            self._keep_reading(cid, tx.local_tx, self.now(), context)
+            self._wake.set()
+            return
+        tx_id = self.journal.transaction_id(tx.local_tx) if tx is not None else None
+        self._post(call.MeterValues(**meter_values_payload(cid, [entry], tx_id)))
