@@ -21,6 +21,7 @@ from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import MainConfig
 from chargeport.pki import channel_credentials
 from chargeport.port import ChargePort, PortError
+from chargeport.tasks import OwnedTasks
 from evse.ev_sim import parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
@@ -121,17 +122,7 @@ class MainApp:
         self.view: StationView | None = None
         self.dashboard: Dashboard | None = None
         self.ocpp: Any = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s failed", task.get_name(), exc_info=task.exception())
+        self._tasks = OwnedTasks(log)
 
     async def _on_restart(self) -> None:
         """The local board restarts (reset or firmware activation): exit for the supervisor."""
@@ -200,7 +191,7 @@ class MainApp:
             self.view = view
             view.guns[config.station.local_connector].boot_id = self.boot_id
             for connector, port in station.ports.items():
-                self._spawn(_feed_view(view, connector, port), f"view-{connector}")
+                self._tasks.spawn(_feed_view(view, connector, port), f"view-{connector}")
 
             satellites = [
                 LocatedBoardSystem(sat.serial, locator, credentials) for sat in config.satellites
@@ -264,13 +255,13 @@ class MainApp:
                 )
                 await self.dashboard.start()
                 stack.push_async_callback(self.dashboard.stop)
-            stack.push_async_callback(self._cancel_tasks)
+            stack.push_async_callback(self._tasks.cancel_all)
             if sim is not None and config.port.scenario:
                 # The simulated EV arrives once everything that listens to the port is
                 # listening: a swipe before OCPP subscribed would go unanswered.
                 text = await asyncio.to_thread(Path(config.port.scenario).read_text)
                 steps = parse_scenario(text)
-                self._spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
+                self._tasks.spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
             yield
 
     async def _start_ocpp(
@@ -323,14 +314,8 @@ class MainApp:
             on_connection=view.set_ocpp_connected,
         )
         self.ocpp = session
-        self._spawn(session.run(), "ocpp")
-        self._spawn(aggregator.resume_pending_firmware(firmware_status), "firmware-resume")
-
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.spawn(session.run(), "ocpp")
+        self._tasks.spawn(aggregator.resume_pending_firmware(firmware_status), "firmware-resume")
 
     async def run(self, on_ready: Callable[[MainApp], None] | None = None) -> int:
         loop = asyncio.get_running_loop()

@@ -9,7 +9,6 @@ configured the dashboard is read-only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from chargeport.port import ChargePort, PortError
+from chargeport.tasks import OwnedTasks
 from main_node.view import StationView
 
 __all__ = ["Dashboard"]
@@ -51,7 +51,7 @@ class Dashboard:
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Event()
         self._remove_listener: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks(log)
         self.bound_port = 0
 
     @property
@@ -76,18 +76,13 @@ class Dashboard:
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
         self._remove_listener = self._view.add_listener(self._changed.set)
-        self._tasks.add(asyncio.create_task(self._pusher(), name="dashboard-push"))
+        self._tasks.spawn(self._pusher(), "dashboard-push")
         log.info("dashboard at %s (%s)", self.url, "operator" if self._password else "read-only")
 
     async def stop(self) -> None:
         if self._remove_listener is not None:
             self._remove_listener()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:

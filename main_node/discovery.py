@@ -33,6 +33,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from chargeport.config import MainConfig, parse_host_port
 from chargeport.errors import ChargeportError
+from chargeport.tasks import OwnedTasks
 from main_node.locator import Address, StaticLocator
 from satellite.advertiser import (
     SERVICE_TYPE,
@@ -270,7 +271,7 @@ class MdnsLocator:
         self._resolve_timeout_ms = int(resolve_timeout_s * 1000)
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)
         self._generation: dict[str, int] = {}  # instance -> bumps on removal (stale resolves)
         self._changed = asyncio.Event()  # replaced after each address change
         self._updated = asyncio.Event()  # replaced after every advertisement or refresh
@@ -327,17 +328,14 @@ class MdnsLocator:
             handlers=[self._on_service_state_change],
             question_type=DNSQuestionType.QM,
         )
-        self._spawn(self._async_refresh_loop())
+        self._tasks.spawn(self._async_refresh_loop(), "mdns-refresh")
 
     async def stop(self) -> None:
         """Stop browsing, cancel pending resolves and close the sockets."""
         browser, self._browser = self._browser, None
         if browser is not None:
             await browser.async_cancel()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         zc, self._zc = self._zc, None
         if zc is not None:
             await zc.async_close()
@@ -356,16 +354,6 @@ class MdnsLocator:
 
     # -------------------------------------------------------------- zeroconf side
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("mDNS task failed", exc_info=task.exception())
-
     def _on_service_state_change(
         self,
         zeroconf: Zeroconf,
@@ -380,7 +368,9 @@ class MdnsLocator:
             self._generation[instance] = self._generation.get(instance, 0) + 1
             self._apply(self._book.withdraw(instance))
         else:
-            self._spawn(self.async_resolve(name, self._generation.get(instance, 0)))
+            self._tasks.spawn(
+                self.async_resolve(name, self._generation.get(instance, 0)), f"mdns-resolve-{name}"
+            )
 
     async def async_resolve(self, name: str, generation: int) -> None:
         """Resolve one instance and feed it to the book unless it was removed meanwhile."""

@@ -45,6 +45,7 @@ from chargeport.port import (
     SessionEventType,
     SessionState,
 )
+from chargeport.tasks import OwnedTasks
 
 __all__ = [
     "VALID_FOR_PERIODS",
@@ -237,7 +238,7 @@ class EnergyManager:
         self._listeners: list[Callable[[EnergySnapshot], None]] = []
         self._wake = asyncio.Event()
         self._refresh_due = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)
 
     # -------------------------------------------------------------- inputs (loop thread)
 
@@ -295,21 +296,14 @@ class EnergyManager:
             return
         for cid, port in self._ports.items():
             # Subscribe now, so every event after start() returns is seen.
-            self._spawn(self._async_follow(cid, port, port.events()), f"energy-port-{cid}")
-        self._spawn(self._async_pusher(), "energy-pusher")
-        self._spawn(self._async_refresh(), "energy-refresh")
+            self._tasks.spawn(self._async_follow(cid, port, port.events()), f"energy-port-{cid}")
+        self._tasks.spawn(self._async_pusher(), "energy-pusher")
+        self._tasks.spawn(self._async_refresh(), "energy-refresh")
         self._wake.set()
 
     async def stop(self) -> None:
         """Cancel and reap every task this manager started."""
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
+        await self._tasks.cancel_all()
 
     # -------------------------------------------------------------- folding events
 

@@ -40,6 +40,7 @@ from chargeport.port import (
     PortStatus,
     SessionState,
 )
+from chargeport.tasks import OwnedTasks
 from main_node.energy import EnergyManager, EnergySnapshot
 from main_node.view import StationView
 
@@ -259,7 +260,7 @@ class MqttApi:
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commands: asyncio.Queue[tuple[str, Command]] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)
         self._remove_listener: Any = None
 
     @property
@@ -284,8 +285,8 @@ class MqttApi:
             except PortError as exc:
                 log.info("mqtt: connector %d status unavailable: %s", cid, exc)
                 self._view.guns[cid].link_up = False
-            self._spawn(self._async_follow(cid, events), f"mqtt-port-{cid}")
-        self._spawn(self._async_worker(), "mqtt-commands")
+            self._tasks.spawn(self._async_follow(cid, events), f"mqtt-port-{cid}")
+        self._tasks.spawn(self._async_worker(), "mqtt-commands")
         if self._energy is not None:
             self._remove_listener = self._energy.add_listener(self._async_publish_energy)
         client.connect_async(self._host, self._port, self._keepalive_s)
@@ -296,10 +297,7 @@ class MqttApi:
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         client, self._client = self._client, None
         if client is None:
             return
@@ -312,9 +310,6 @@ class MqttApi:
         self._connected = False
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.add(asyncio.get_running_loop().create_task(coro, name=name))
 
     # -------------------------------------------------------------- paho's thread
 

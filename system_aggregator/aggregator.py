@@ -47,6 +47,7 @@ from chargeport.bundle import (
     verify_file,
 )
 from chargeport.clock import Clock, RealClock
+from chargeport.tasks import OwnedTasks
 from system_aggregator.api import StatusCallback
 from system_aggregator.diagnostics import archive_name, board_serial, collect_archive
 from system_aggregator.transfer import TransferError, download, upload
@@ -155,7 +156,7 @@ class SystemAggregator:
         self._poll = poll_s
         self._board_timeout = board_timeout_s
         self._fw_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)
         self.last_drift: list[str] = []
 
     @property
@@ -165,9 +166,7 @@ class SystemAggregator:
 
     async def aclose(self) -> None:
         """Cancel and await background diagnostics uploads."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     # ------------------------------------------------------------------ firmware
 
@@ -409,16 +408,15 @@ class SystemAggregator:
     ) -> str:
         """Start collecting + uploading in the background; returns the file name at once."""
         name = archive_name(self._station, self._clock.time())
-        task = asyncio.create_task(
-            self._diagnostics(name, location, start, stop, retries, retry_interval_s, on_status)
+        self._tasks.spawn(
+            self._diagnostics(name, location, start, stop, retries, retry_interval_s, on_status),
+            f"diagnostics-{name}",
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         return name
 
     async def wait_idle(self) -> None:
         """Wait for background diagnostics uploads to finish (tests, shutdown)."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     async def collect_diagnostics(
         self, out: Path, start: float | None, stop: float | None
