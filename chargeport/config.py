@@ -80,12 +80,20 @@ class PortConfig:
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """The main <-> satellite link, both sides."""
+    """The main <-> satellite link, both sides.
+
+    Link timers are real (wall) seconds, never simulated ones: `keepalive_s`, the handshake
+    timeout and `grace_period_s` measure a network, which `sim --speed N` does not speed up
+    (the grace timers undo a ScaledClock's speed). `grace_period_s`: how long a satellite keeps
+    charging without its main before its fail-safe stops the charge; the main waits as long
+    before closing that port's session. It must cover a keepalive detection plus a reconnect,
+    hence at least 2 x `keepalive_s`.
+    """
 
     insecure: bool = False
     pki_dir: str = "pki"
     keepalive_s: float = 1.0
-    grace_period_s: float = 10.0  # satellite: keep charging this long without its main
+    grace_period_s: float = 10.0  # real seconds, >= 2 x keepalive_s (see above)
     handshake_timeout_s: float = 5.0
     mdns: bool = True
     mdns_interfaces: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -289,6 +297,13 @@ def _check(config: object) -> None:
             raise ConfigError("port.serial_device: required when port.hal = 'serial'")
         if port.meter == "modbus" and not port.meter_device:
             raise ConfigError("port.meter_device: required when port.meter = 'modbus'")
+    if isinstance(config, MainConfig | SatelliteConfig):
+        link = config.link
+        if link.grace_period_s < 2 * link.keepalive_s:
+            raise ConfigError(
+                f"link.grace_period_s: expected >= 2 x link.keepalive_s = "
+                f"{2 * link.keepalive_s:g} s (real seconds), got {link.grace_period_s:g}"
+            )
     if isinstance(config, MainConfig):
         seen: dict[int, str] = {config.station.local_connector: "the local port"}
         serials: set[str] = set()

@@ -3,10 +3,13 @@
 Commands follow the same rules the contract suite checks for every port (tests/contract):
 argument ranges raise `InvalidArgument`, commands that make no sense now raise `CommandRefused`.
 `plug_in`, `ev_ready`, `meter`, `unplug`, `fault` and `emit` script what the hardware would do.
+A reservation ends by itself at its expiry (a timer on the clock seam; `aclose` awaits it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import math
 import uuid
@@ -74,7 +77,8 @@ class FakePort:
         self._energy = 0.0
         self._meter: MeterValue | None = None
         self._limits = LimitsChanged(info.max_current_a, info.phases)
-        self._reservation: int | None = None
+        self._reservation: tuple[int, str] | None = None  # (reservation id, id tag)
+        self._expiry: asyncio.Task[None] | None = None
         self._errors: dict[str, PortErrorEvent] = {}
 
     # ------------------------------------------------------------ ChargePort
@@ -106,6 +110,15 @@ class FakePort:
             raise CommandRefused("authorize: the port is disabled")
         if self._tx is not None:
             raise CommandRefused("authorize: a transaction is already running")
+        if self._reservation is not None:
+            # OCPP 1.6 5.13: a reserved connector charges only its reservation's id tag.
+            rid, owner = self._reservation
+            if (reservation_id is not None and reservation_id != rid) or (
+                reservation_id is None and id_tag != owner
+            ):
+                raise CommandRefused(f"authorize: the port is reserved (reservation {rid})")
+            reservation_id = rid
+            self._end_reservation()
         self._auth = (id_tag, reservation_id)
         if self._session is not None:
             self._start_transaction()
@@ -140,8 +153,10 @@ class FakePort:
         self.calls.append(("set_limit", (amps, phases, valid_for_s)))
         check_limit(amps, phases, valid_for_s)
         # Above the port's rating the port offers its rating (IEC 61851-1 A.8 duty limits).
-        self._limits = LimitsChanged(min(amps, self._info.max_current_a), phases)
-        self.emit(self._limits)
+        limits = LimitsChanged(min(amps, self._info.max_current_a), phases)
+        if limits != self._limits:  # like LocalPort: an event per change of the offer
+            self._limits = limits
+            self.emit(limits)
 
     async def force_unlock(self) -> None:
         self.calls.append(("force_unlock", ()))
@@ -152,17 +167,20 @@ class FakePort:
         self.calls.append(("reserve", (reservation_id, id_tag, expiry)))
         if reservation_id < 0 or not id_tag:
             raise InvalidArgument("reserve: needs a reservation id >= 0 and an id_tag")
-        if not self._enabled or self._session is not None or self._reservation is not None:
+        busy = self._session is not None or self._auth is not None
+        if not self._enabled or busy or self._reservation is not None:
             raise CommandRefused("reserve: the port is not available")
-        self._reservation = reservation_id
+        if expiry <= self._clock.time():
+            raise CommandRefused("reserve: the expiry date is in the past")
+        self._reservation = (reservation_id, id_tag)
+        self._expiry = asyncio.get_running_loop().create_task(self._expire(expiry))
         self._session_event(SessionEventType.RESERVATION_START, session_id="")
 
     async def cancel_reservation(self, reservation_id: int) -> None:
         self.calls.append(("cancel_reservation", (reservation_id,)))
-        if self._reservation != reservation_id:
+        if self._reservation is None or self._reservation[0] != reservation_id:
             raise CommandRefused(f"cancel_reservation: no reservation {reservation_id}")
-        self._reservation = None
-        self._session_event(SessionEventType.RESERVATION_END, session_id="")
+        self._end_reservation()
 
     async def status(self) -> PortStatus:
         return PortStatus(
@@ -174,7 +192,7 @@ class FakePort:
             meter=self._meter,
             limits=self._limits,
             errors=tuple(e for e in self._errors.values() if e.active),
-            reservation_id=self._reservation,
+            reservation_id=self._reservation[0] if self._reservation else None,
         )
 
     # ------------------------------------------------------------ the script
@@ -225,8 +243,17 @@ class FakePort:
         self.emit(error)
 
     def close(self) -> None:
-        """End every event subscription."""
+        """End every event subscription (and a pending reservation expiry)."""
+        self._cancel_expiry()
         self._fanout.close()
+
+    async def aclose(self) -> None:
+        """`close`, then wait for the expiry timer to finish."""
+        task = self._expiry
+        self.close()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # ------------------------------------------------------------ internals
 
@@ -242,6 +269,22 @@ class FakePort:
         if self._paused:
             return SessionState.PAUSED_EVSE
         return SessionState.CHARGING if self._cp is CpState.C else SessionState.PREPARING
+
+    async def _expire(self, expiry: float) -> None:
+        await self._clock.sleep(expiry - self._clock.time())
+        self._expiry = None  # this task is ending: nothing to cancel any more
+        if self._reservation is not None:  # OCPP 1.6 5.13: it ends at its expiry date
+            self._end_reservation()
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _end_reservation(self) -> None:
+        self._cancel_expiry()
+        self._reservation = None
+        self._session_event(SessionEventType.RESERVATION_END, session_id="")
 
     def _set_cp(self, state: CpState) -> None:
         if state is not self._cp:
@@ -267,7 +310,6 @@ class FakePort:
             meter_wh=self._energy,
             reservation_id=reservation,
         )
-        self._reservation = None
         self._session_event(SessionEventType.TRANSACTION_STARTED, self._tx)
         if self._cp is CpState.C:
             self._session_event(SessionEventType.CHARGING_STARTED)

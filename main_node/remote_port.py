@@ -4,12 +4,23 @@ Theory of operation: one long-lived connection manager per satellite (`start`/`s
   1. Resolve the serial through a `Locator`, dial it (mTLS: the certificate must name the serial).
   2. Hello. A satellite boot id other than the last one means the satellite restarted: whatever
      the port had open is closed here, with the last meter value seen (TransactionFinished,
-     reason PowerLoss, then SessionFinished), and the event cursor restarts at 0.
+     reason PowerLoss: the board lost power or rebooted, OCPP 1.6 Reason), then SessionFinished,
+     and the event cursor restarts at 0.
   3. Events(after_seq = last seq seen) -> subscribed (initial metadata) -> Ready -> LinkChanged
      up. Events at or below the cursor are dropped: a replay never duplicates.
   4. Commands travel on one bidi stream, matched to replies by correlation id.
   5. When either stream ends (stream end, keepalive timeout), LinkChanged down, pending and new
      commands raise PortUnavailable, and the manager re-dials with a short backoff.
+  6. Link down with a session open starts the grace timer (the satellite's own fail-safe grace,
+     from Hello; real seconds). Back in time with the same boot id: nothing is closed, the
+     replay carries on. Not back: TransactionFinished (reason Other: OCPP 1.6 has no "link
+     lost" and the main cannot tell a dead board from a cut cable) with the last meter value,
+     then SessionFinished. The satellite stopped the charge itself at the same moment; when it
+     returns, its replayed TransactionFinished/SessionFinished are dropped (the `Ledger` dedupes
+     by id), and a transaction it still runs after all is stopped.
+  7. OUT_OF_RANGE (the ring lost our cursor): re-subscribe from Hello's last_seq, then re-read
+     the status and publish what the consumers need to agree with it (`Ledger.reconcile`),
+     plus a pulsed OtherError naming the gap.
 Events carry this object's own seq (1, 2, ... for its lifetime) so consumers see one ordered
 stream across satellite restarts; wire timestamps are kept.
 """
@@ -41,20 +52,18 @@ from chargeport.pki import channel_options
 from chargeport.port import (
     InvalidArgument,
     LinkChanged,
-    MeterValue,
+    PortError,
     PortEvent,
     PortEventBody,
     PortInfo,
     PortStatus,
     PortUnavailable,
-    SessionEvent,
-    SessionEventType,
     StopReason,
-    TransactionData,
 )
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
 from main_node.locator import Address, Locator
+from main_node.port_ledger import Ledger
 
 __all__ = ["LinkHealth", "LinkRefused", "RemotePort"]
 
@@ -105,6 +114,7 @@ class RemotePort:
         command_timeout_s: float = 5.0,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 1.0,
+        grace_period_s: float = 10.0,
         max_current_a: float = 32.0,
         phases: int = 3,
         connector_type: str = "Type2Socket",
@@ -121,6 +131,7 @@ class RemotePort:
         self._command_timeout_s = command_timeout_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self.grace_period_s = grace_period_s  # replaced by the satellite's own value at Hello
         self._clock = clock or RealClock()
         self._protocol_version = protocol_version
         self._info = PortInfo(
@@ -146,9 +157,11 @@ class RemotePort:
         self.last_error = ""
         self.since = self._clock.time()
         self.handshakes = 0
-        self._open_session_id: str | None = None
-        self._open_tx: TransactionData | None = None
-        self._last_energy: float | None = None
+        self.ledger = Ledger()
+        self._grace: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()  # cancelled grace timers, until done
+        self._gap: str | None = None  # set on OUT_OF_RANGE: re-sync at the next connect
+        self._reconcile_due = False  # set when the main closed things the satellite may run
 
     # ------------------------------------------------------------ lifecycle
 
@@ -166,6 +179,10 @@ class RemotePort:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._cancel_grace()
+        for task in list(self._retired):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._fanout.close()
 
     async def wait_connected(self) -> None:
@@ -275,23 +292,6 @@ class RemotePort:
         ts = self._clock.time() if timestamp is None else timestamp
         self._fanout.publish(PortEvent(seq=next(self._seq), timestamp=ts, body=body))
 
-    def _track(self, body: PortEventBody) -> None:
-        """Remember what is open, to close it should the satellite restart."""
-        if isinstance(body, MeterValue):
-            self._last_energy = body.energy_wh
-        elif isinstance(body, SessionEvent):
-            if body.type is SessionEventType.SESSION_STARTED:
-                self._open_session_id = body.session_id
-            elif body.type is SessionEventType.TRANSACTION_STARTED:
-                self._open_tx = body.transaction
-                if body.transaction is not None and self._last_energy is None:
-                    self._last_energy = body.transaction.meter_wh
-            elif body.type is SessionEventType.TRANSACTION_FINISHED:
-                self._open_tx = None
-            elif body.type is SessionEventType.SESSION_FINISHED:
-                self._open_session_id = None
-                self._open_tx = None
-
     def _on_wire_event(self, wire: pb.Event) -> None:
         if wire.seq <= self.last_seq:
             return  # already delivered before the blip
@@ -301,32 +301,37 @@ class RemotePort:
         except InvalidArgument as exc:
             log.warning("satellite %s: dropping event %d: %s", self.serial, wire.seq, exc)
             return
-        self._track(event.body)
-        self._publish(event.body, event.timestamp)
+        if self.ledger.accept(event.body):
+            self._publish(event.body, event.timestamp)
 
-    def _close_after_restart(self) -> None:
-        """The satellite restarted: close what was open with the last meter value seen."""
-        if self._open_tx is not None:
-            tx = self._open_tx
-            energy = tx.meter_wh if self._last_energy is None else self._last_energy
-            self._publish(
-                SessionEvent(
-                    type=SessionEventType.TRANSACTION_FINISHED,
-                    session_id=self._open_session_id or "",
-                    transaction=dataclasses.replace(
-                        tx, meter_wh=energy, stop_reason=StopReason.POWER_LOSS
-                    ),
-                )
+    def _close_open(self, reason: StopReason) -> None:
+        """Close what the port had open, with the last meter value seen."""
+        for body in self.ledger.close_open(reason):
+            self._publish(body)
+
+    # ------------------------------------------------------------ grace (link lost)
+
+    def _start_grace(self) -> None:
+        if self._grace is None and self.ledger.has_open:
+            self._grace = asyncio.get_running_loop().create_task(
+                self._close_after_grace(), name=f"grace-{self.serial}"
             )
-        if self._open_session_id is not None:
-            self._publish(
-                SessionEvent(
-                    type=SessionEventType.SESSION_FINISHED, session_id=self._open_session_id
-                )
-            )
-        self._open_tx = None
-        self._open_session_id = None
-        self._last_energy = None
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._retired.add(self._grace)
+            self._grace.add_done_callback(self._retired.discard)
+            self._grace = None
+
+    async def _close_after_grace(self) -> None:
+        # Real seconds, like the satellite's timer: undo a ScaledClock's speed-up.
+        await self._clock.sleep(self.grace_period_s * self._clock.speed)
+        self._grace = None
+        if not self.connected:
+            log.warning("satellite %s: gone past its grace: closing its session", self.serial)
+            self._close_open(StopReason.OTHER)
+            self._reconcile_due = True
 
     # ------------------------------------------------------------ the connection manager
 
@@ -391,9 +396,17 @@ class RemotePort:
                     log.info(
                         "satellite %s restarted (boot %s)", self.serial, hello.satellite_boot_id
                     )
-                    self._close_after_restart()
+                    self._cancel_grace()
+                    self._close_open(StopReason.POWER_LOSS)
+                    self.ledger.forget_meter()
                 self.boot_id = hello.satellite_boot_id
                 self.last_seq = 0
+                self._gap = None  # a fresh boot: its ring starts at 1
+                self._reconcile_due = False
+            elif self._gap is not None:
+                self.last_seq = hello.last_seq  # the ring lost our cursor: from now on
+            if hello.grace_period_s > 0:
+                self.grace_period_s = hello.grace_period_s
             self._info = dataclasses.replace(
                 self._info,
                 firmware_version=hello.firmware_version,
@@ -436,9 +449,10 @@ class RemotePort:
         self.handshakes += 1
         self.last_error = ""
         self._set_connected(True)
+        self._cancel_grace()  # back in time: the satellite kept the session, the replay follows
         self._publish(LinkChanged(True, hello.satellite_boot_id, hello.firmware_version))
         log.info("satellite %s up (boot %s)", self.serial, hello.satellite_boot_id)
-        reader = asyncio.ensure_future(self._read_events(events))
+        reader = asyncio.ensure_future(self._sync_then_read(events))
         replies = asyncio.ensure_future(self._read_replies(session))
         try:
             done, _ = await asyncio.wait({reader, replies}, return_when=asyncio.FIRST_COMPLETED)
@@ -461,9 +475,13 @@ class RemotePort:
                     fut.set_exception(PortUnavailable(f"satellite {self.serial}: link lost"))
             self._publish(LinkChanged(False, self.boot_id, self._info.firmware_version))
             log.warning("satellite %s down", self.serial)
+            self._start_grace()
         return True
 
-    async def _read_events(self, events: Any) -> None:
+    async def _sync_then_read(self, events: Any) -> None:
+        """Reconcile first when due (the stream buffers meanwhile), then pass events on."""
+        if self._gap is not None or self._reconcile_due:
+            await self._reconcile()
         try:
             async for wire in events:
                 self._on_wire_event(wire)
@@ -473,9 +491,32 @@ class RemotePort:
             raise
 
     def _resync(self, why: str) -> None:
-        """The ring no longer holds our cursor: start over from now (consumers re-read status)."""
-        log.warning("satellite %s: events lost (%s); re-syncing from now", self.serial, why)
-        self.last_seq = 0
+        """The ring no longer holds our cursor: next time subscribe from now and reconcile."""
+        log.warning("satellite %s: events lost (%s); re-syncing from status", self.serial, why)
+        self._gap = f"events after #{self.last_seq} lost ({why})"
+
+    async def _reconcile(self) -> None:
+        """Re-read the status; publish what makes consumers agree; stop what we closed."""
+        gap = self._gap
+        try:
+            status = await self.status()
+        except PortError as exc:  # the link went down again: try at the next connect
+            log.warning("satellite %s: re-sync failed: %s", self.serial, exc)
+            return
+        self._gap, self._reconcile_due = None, False
+        plan = self.ledger.reconcile(status, gap)
+        for body in plan.events:
+            self._publish(body)
+        if plan.stop_transaction is not None:
+            log.warning(
+                "satellite %s still runs transaction %s closed by the main: stopping it",
+                self.serial,
+                plan.stop_transaction,
+            )
+            try:
+                await self.stop_transaction(StopReason.OTHER)
+            except PortError as exc:
+                log.warning("satellite %s: stop failed: %s", self.serial, exc)
 
     async def _read_replies(self, session: _Session) -> None:
         async for reply in session.commands:

@@ -6,6 +6,8 @@ Theory of operation (see proto/chargeport/v1/link.proto):
   Events  streams the ring from `after_seq` on, then live; the number of open streams tells
           whether the main is there. With none left, a grace timer starts; when it fires the
           fail-safe stops a running transaction and disables the port until the next Ready.
+          The grace is in real seconds (like the keepalive that detects the loss): a
+          ScaledClock's speed-up is undone, so `sim --speed 30` never shortens it.
   Ready   gates commands (FAILED_PRECONDITION before it) and enables the port if the main
           wants it enabled.
   Command/Commands run one command each; errors travel as gRPC codes, never as a dead stream.
@@ -43,11 +45,16 @@ from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
 from satellite.ring import EventRing, ReplayGap
 
-__all__ = ["LinkAgent"]
+__all__ = ["LinkAgent", "real_seconds"]
 
 log = logging.getLogger(__name__)
 
 _STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def real_seconds(clock: Clock, seconds: float) -> float:
+    """The `clock` duration that lasts `seconds` of real time (link timers are real time)."""
+    return seconds * clock.speed
 
 
 class LinkAgent(pb_grpc.LinkServicer):
@@ -160,6 +167,7 @@ class LinkAgent(pb_grpc.LinkServicer):
             protocol_version=self.protocol_version,
             last_seq=self._ring.last_seq,
             resumed=resumed,
+            grace_period_s=self.grace_period_s,
         )
 
     async def Ready(self, request: pb.ReadyRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -229,7 +237,7 @@ class LinkAgent(pb_grpc.LinkServicer):
         self._grace = self._spawn(self._failsafe_after_grace(session))
 
     async def _failsafe_after_grace(self, session: str) -> None:
-        await self._clock.sleep(self.grace_period_s)
+        await self._clock.sleep(real_seconds(self._clock, self.grace_period_s))
         if self.streams or self.session_id != session:
             return
         log.warning("main gone for %.1f s: stopping the port (fail-safe)", self.grace_period_s)

@@ -47,7 +47,7 @@ class HelloRequest(_message.Message):
     def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed")
+    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SATELLITE_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class HelloResponse(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     serial: str
     satellite_boot_id: str
     firmware_version: str
@@ -64,7 +65,8 @@ class HelloResponse(_message.Message):
     protocol_version: int
     last_seq: int
     resumed: bool
-    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ...) -> None: ...
+    grace_period_s: float
+    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
 
 class ReadyRequest(_message.Message):
     __slots__ = ("session_id",)

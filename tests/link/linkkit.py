@@ -12,7 +12,7 @@ import pytest
 
 from chargeport.fake_port import FakePort
 from chargeport.pki import channel_credentials, init_pki
-from chargeport.port import PortEvent, PortInfo
+from chargeport.port import PortEvent, PortInfo, SessionEvent, SessionEventType
 from main_node.locator import StaticLocator
 from main_node.remote_port import RemotePort
 from satellite.host import AgentHost
@@ -52,6 +52,28 @@ async def next_event(sub: AsyncIterator[PortEvent], pred: Callable[[Any], bool])
             if pred(ev.body):
                 return ev
     raise AssertionError("event stream ended")
+
+
+class Recorder:
+    """Every event a consumer of the RemotePort saw, collected in the background."""
+
+    def __init__(self, sub: Any) -> None:
+        self.events: list[PortEvent] = []
+        self._task = asyncio.ensure_future(self._collect(sub))
+
+    async def _collect(self, sub: Any) -> None:
+        async for ev in sub:
+            self.events.append(ev)
+
+    def sessions(self, kind: SessionEventType) -> list[SessionEvent]:
+        return [
+            e.body for e in self.events if isinstance(e.body, SessionEvent) and e.body.type is kind
+        ]
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
 
 
 class Link:

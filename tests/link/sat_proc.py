@@ -19,9 +19,12 @@ async def main() -> None:
     ap.add_argument("--serial", default="SAT-1")
     ap.add_argument("--listen", default="127.0.0.1:0")
     ap.add_argument("--pki")
+    ap.add_argument("--grace", type=float, default=10.0)
     args = ap.parse_args()
     fake = FakePort(PortInfo(1, args.serial, "3.0.0", 32.0, 3), enabled=False)
-    host = AgentHost(fake, serial=args.serial, pki_dir=args.pki, listen=args.listen)
+    host = AgentHost(
+        fake, serial=args.serial, pki_dir=args.pki, listen=args.listen, grace_period_s=args.grace
+    )
     port = await host.start()
     print(f"LISTENING {port}", flush=True)
     loop = asyncio.get_running_loop()
