@@ -37,8 +37,6 @@ from chargeport.port import (
     PortError,
     PortEvent,
     PortInfo,
-    PortStatus,
-    SessionState,
 )
 from chargeport.tasks import OwnedTasks
 from main_node.energy import EnergyManager, EnergySnapshot
@@ -62,20 +60,6 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD = 1024  # commands are tiny; anything bigger is a mistake or an attack
 MAX_MAINS_A = 10_000.0
 METER_KEYS = ("energy_wh", "session_energy_wh", "power_w", "current_a", "temperature_c")
-
-# A port's status at start, in the StationView's headline words.
-_HEADLINE = {
-    SessionState.IDLE: "Available",
-    SessionState.RESERVED: "Reserved",
-    SessionState.WAITING_FOR_AUTH: "Waiting for authorization",
-    SessionState.PREPARING: "Authorized",
-    SessionState.CHARGING: "Charging",
-    SessionState.PAUSED_EV: "Paused by EV",
-    SessionState.PAUSED_EVSE: "Paused by station",
-    SessionState.FINISHING: "Finished",
-    SessionState.FAULTED: "Faulted",
-    SessionState.DISABLED: "Disabled",
-}
 
 
 class MqttConfigError(ChargeportError):
@@ -281,7 +265,7 @@ class MqttApi:
         for cid, port in self._ports.items():
             events = port.events()
             try:
-                self._seed(cid, await port.status())
+                self._view.seed(cid, await port.status())
             except PortError as exc:
                 log.info("mqtt: connector %d status unavailable: %s", cid, exc)
                 self._view.guns[cid].link_up = False
@@ -434,22 +418,6 @@ class MqttApi:
             self._published[topic] = payload
 
     # -------------------------------------------------------------- state
-
-    def _seed(self, cid: int, status: PortStatus) -> None:
-        gun = self._view.guns[cid]
-        gun.state = _HEADLINE.get(status.session_state, status.session_state.value)
-        gun.cp_state = status.cp_state.value
-        gun.enabled = status.enabled
-        gun.session_id = status.session_id or ""
-        gun.transaction_id = status.transaction_id or ""
-        if status.limits is not None:
-            gun.limit_a = status.limits.max_current_a
-        if status.meter is not None:
-            gun.energy_wh = status.meter.energy_wh
-            gun.power_w = status.meter.power_w
-            gun.current_a = status.meter.current_a
-            gun.temperature_c = status.meter.temperature_c
-        gun.active_errors = {e.code.value: e.message for e in status.errors if e.active}
 
     async def _async_follow(self, cid: int, events: Any) -> None:
         async for event in events:

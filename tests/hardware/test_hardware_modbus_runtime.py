@@ -4,9 +4,7 @@ socat pty pair."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from hwkit import HwRig, eventually, open_rig
@@ -25,26 +23,6 @@ VOLTS = (231.5, 229.0, 230.2)
 AMPS = (16.0, 15.5, 14.25)
 TOTAL_W = 10427.0
 ENERGY_KWH = 1234.5
-
-
-@pytest.fixture
-async def pty_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """Two connected serial ports from socat (raw, no echo): (meter side, host side)."""
-    a, b = tmp_path / "meter", tmp_path / "host"
-    proc = await asyncio.create_subprocess_exec(
-        "socat",
-        f"pty,raw,echo=0,link={a}",
-        f"pty,raw,echo=0,link={b}",
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(5.0):
-            while not (a.exists() and b.exists()):
-                await asyncio.sleep(0.01)
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 def registers(energy_kwh: float) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,26 +15,6 @@ from hal.modbus_meter import SDM630, ModbusMeter
 pytestmark = pytest.mark.integration
 
 UNIT = 7
-
-
-@pytest.fixture
-async def pty_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
-    """Two connected serial ports from socat (raw, no echo)."""
-    a, b = tmp_path / "meter", tmp_path / "host"
-    proc = await asyncio.create_subprocess_exec(
-        "socat",
-        f"pty,raw,echo=0,link={a}",
-        f"pty,raw,echo=0,link={b}",
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(5.0):
-            while not (a.exists() and b.exists()):
-                await asyncio.sleep(0.01)
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 def meter_registers() -> list[float]:
