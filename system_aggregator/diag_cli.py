@@ -1,45 +1,34 @@
 """`chargeport diag collect`: the station's diagnostics archive, built locally for a technician.
 
 Reads the main's config: the local board's logs come from `station.state_dir`; satellites are
-dialled at their static `address` (mTLS from `link.pki_dir` unless `link.insecure`). Satellites
-known only over mDNS are recorded as missing in the manifest (no discovery here).
+found the way the main finds them (mDNS by serial, static `address` as fallback) and dialled
+with mTLS from `link.pki_dir` unless `link.insecure`. A satellite not found within the timeout
+is recorded as missing in the manifest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import shutil
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from chargeport.board import BoardInfo, BoardSystem, BoardUnavailable, LogChunk
+from chargeport import pki
+from chargeport.board import BoardSystem
 from chargeport.config import MainConfig, load_config
 from chargeport.errors import ChargeportError
-from main_node.remote_board import RemoteBoardSystem
+from main_node.discovery import MdnsLocator, locator_from_config
+from main_node.located_board import LocatedBoardSystem
 from satellite.board_system import LocalBoardSystem
 from system_aggregator.diagnostics import collect_archive
 
 __all__ = ["add_arguments", "parse_time", "run"]
 
-
-class _Unlocated:
-    """A configured satellite without a static address: recorded as missing."""
-
-    def __init__(self, serial: str) -> None:
-        self.serial = serial
-
-    async def info(self) -> BoardInfo:
-        raise BoardUnavailable(f"{self.serial}: no static address (mDNS only)")
-
-    async def fetch_logs(self, start: float | None, stop: float | None) -> AsyncIterator[LogChunk]:
-        raise BoardUnavailable(f"{self.serial}: no static address (mDNS only)")
-        yield  # pragma: no cover  (makes this an async generator)
+DISCOVERY_WAIT_S = 5.0  # how long to look for satellites over mDNS before collecting
 
 
 def parse_time(text: str) -> float:
@@ -95,16 +84,27 @@ async def _collect(
         version=config.station.firmware_version,
         boot=False,  # a technician's tool must not count as a boot (tentative slots!)
     )
-    channels: list[grpc.aio.Channel] = []
-    boards: list[BoardSystem] = [local]
-    try:
-        for sat in config.satellites:
-            if not sat.address:
-                boards.append(_Unlocated(sat.serial))  # type: ignore[arg-type]
-                continue
-            channel = _channel(config, sat.address, sat.serial)
-            channels.append(channel)
-            boards.append(RemoteBoardSystem(channel, sat.serial, timeout_s=timeout_s))
+    locator = locator_from_config(config)
+    credentials = None
+    if not config.link.insecure:
+        try:
+            credentials = pki.channel_credentials(config.link.pki_dir)
+        except pki.PkiError as exc:
+            raise ChargeportError(str(exc)) from None
+    satellites = [
+        LocatedBoardSystem(sat.serial, locator, credentials, timeout_s) for sat in config.satellites
+    ]
+    boards: list[BoardSystem] = [local, *satellites]
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(locator, MdnsLocator):
+            await stack.enter_async_context(locator)
+            # Wait until every configured satellite is found, or the timeout: those still
+            # missing then are recorded as missing by collect_archive.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(timeout_s, DISCOVERY_WAIT_S)):
+                    await locator.wait_report(lambda report: not report.pending)
+        for board in satellites:
+            stack.push_async_callback(board.aclose)
         staging = out.parent / f".{out.name}.parts"
         try:
             return await collect_archive(
@@ -113,18 +113,3 @@ async def _collect(
             )  # fmt: skip
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    finally:
-        for channel in channels:
-            await channel.close()
-
-
-def _channel(config: MainConfig, address: str, serial: str) -> grpc.aio.Channel:
-    if config.link.insecure:
-        return grpc.aio.insecure_channel(address)
-    from chargeport import pki
-
-    try:
-        creds = pki.channel_credentials(config.link.pki_dir)
-    except pki.PkiError as exc:
-        raise ChargeportError(str(exc)) from None
-    return grpc.aio.secure_channel(address, creds, options=pki.channel_options(serial))

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,30 @@ async def test_diag_cli_collects_local_and_static_satellites(
     # The CLI runs its own event loop: run it in a thread so our gRPC servers keep serving.
     assert await asyncio.to_thread(cli, args) == 0
     check_archive(out)
+
+
+async def test_diag_cli_finds_satellites_over_mdns_and_records_the_unseen_as_missing(
+    station: Station, tmp_path: Path
+) -> None:
+    from satellite.advertiser import Advertiser
+
+    write_logs(station)
+    run = uuid.uuid4().hex[:6]  # other tests may advertise on 127.0.0.1 at the same time
+    found, unseen = f"DIAG-{run}-1", f"DIAG-{run}-2"
+    port = int(station.addresses[0].rsplit(":", 1)[1])
+    config = tmp_path / "main.toml"
+    config.write_text(
+        '[station]\nserial = "MAIN-1"\nfirmware_version = "1.0.0"\n'
+        f'state_dir = "{tmp_path / "MAIN-1"}"\n'
+        '[link]\ninsecure = true\nmdns = true\nmdns_interfaces = ["127.0.0.1"]\n'
+        f'[[satellites]]\nserial = "{found}"\nconnector = 2\n'
+        f'[[satellites]]\nserial = "{unseen}"\nconnector = 3\n'
+    )
+    out = tmp_path / "diag.tar.gz"
+    args = ["diag", "collect", "--config", str(config), "--out", str(out), "--timeout", "3"]
+    async with Advertiser(found, port, boot_id="b", firmware_version="1.0.0"):
+        assert await asyncio.to_thread(cli, args) == 1  # one configured board is missing
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    status = {b["serial"]: b["status"] for b in manifest["boards"]}
+    assert status == {"MAIN-1": "ok", "SAT-1": "ok", unseen: "missing"}
