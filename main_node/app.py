@@ -22,7 +22,7 @@ from chargeport.config import MainConfig
 from chargeport.pki import channel_credentials
 from chargeport.port import ChargePort, PortError
 from chargeport.tasks import OwnedTasks
-from evse.ev_sim import parse_scenario, run_scenario
+from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
 from main_node.dashboard import Dashboard
@@ -38,6 +38,8 @@ from system_aggregator.api import StatusCallback
 __all__ = ["MainApp", "ocpp16_firmware_status", "run_main"]
 
 log = logging.getLogger(__name__)
+
+SCENARIO_WAIT_S = 10.0  # real seconds a simulated EV waits for the CSMS before going on anyway
 
 
 async def _feed_view(view: StationView, connector: int, port: ChargePort) -> None:
@@ -261,8 +263,18 @@ class MainApp:
                 # listening: a swipe before OCPP subscribed would go unanswered.
                 text = await asyncio.to_thread(Path(config.port.scenario).read_text)
                 steps = parse_scenario(text)
-                self._tasks.spawn(run_scenario(steps, sim.ev, self.clock), "local-scenario")
+                self._tasks.spawn(self._scenario(steps, sim.ev), "local-scenario")
             yield
+
+    async def _scenario(self, steps: list[Step], ev: SimulatedEv) -> None:
+        """Play the local EV's scenario once the CSMS can answer its driver (bounded wait)."""
+        # A swipe before the first BootNotification is accepted is decided offline, where an
+        # unknown tag is refused (OCPP 1.6 3.5, AllowOfflineTxForUnknownId).
+        if self.ocpp is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SCENARIO_WAIT_S):
+                    await self.ocpp.connected.wait()
+        await run_scenario(steps, ev, self.clock)
 
     async def _start_ocpp(
         self,

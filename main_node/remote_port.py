@@ -5,7 +5,8 @@ Theory of operation: one long-lived connection manager per satellite (`start`/`s
   2. Hello. A satellite boot id other than the last one means the satellite restarted: whatever
      the port had open is closed here, with the last meter value seen (TransactionFinished,
      reason PowerLoss: the board lost power or rebooted, OCPP 1.6 Reason), then SessionFinished,
-     and the event cursor restarts at 0.
+     and the event cursor restarts at 0. The ring's events up to Hello's last_seq are history
+     for this main: they are replayed, except swipes (the previous main answered those).
   3. Events(after_seq = last seq seen) -> subscribed (initial metadata) -> Ready -> LinkChanged
      up. Events at or below the cursor are dropped: a replay never duplicates.
   4. Commands travel on one bidi stream, matched to replies by correlation id.
@@ -58,6 +59,8 @@ from chargeport.port import (
     PortInfo,
     PortStatus,
     PortUnavailable,
+    SessionEvent,
+    SessionEventType,
     StopReason,
 )
 from chargeport.v1 import link_pb2 as pb
@@ -68,6 +71,16 @@ from main_node.port_ledger import Ledger
 __all__ = ["LinkHealth", "LinkRefused", "RemotePort"]
 
 log = logging.getLogger(__name__)
+
+
+def _is_swipe(body: PortEventBody) -> bool:
+    """An id tag presented at the port (AuthRequired carrying the tag)."""
+    return (
+        isinstance(body, SessionEvent)
+        and body.type is SessionEventType.AUTH_REQUIRED
+        and body.transaction is not None
+        and bool(body.transaction.id_tag)
+    )
 
 
 class LinkRefused(Exception):
@@ -162,6 +175,8 @@ class RemotePort:
         self._retired: set[asyncio.Task[None]] = set()  # cancelled grace timers, until done
         self._gap: str | None = None  # set on OUT_OF_RANGE: re-sync at the next connect
         self._reconcile_due = False  # set when the main closed things the satellite may run
+        # Events up to here were in the ring before this main first met this satellite boot.
+        self._history_seq = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -301,6 +316,11 @@ class RemotePort:
         except InvalidArgument as exc:
             log.warning("satellite %s: dropping event %d: %s", self.serial, wire.seq, exc)
             return
+        if wire.seq <= self._history_seq and _is_swipe(event.body):
+            # A swipe from before this main met the board: the previous main answered it (or
+            # the board, not yet driven, ignored it). Replayed, it would authorize again, or
+            # stop the very transaction it started (OCPP 1.6 3.5: the same tag stops).
+            return
         if self.ledger.accept(event.body):
             self._publish(event.body, event.timestamp)
 
@@ -401,6 +421,7 @@ class RemotePort:
                     self.ledger.forget_meter()
                 self.boot_id = hello.satellite_boot_id
                 self.last_seq = 0
+                self._history_seq = hello.last_seq
                 self._gap = None  # a fresh boot: its ring starts at 1
                 self._reconcile_due = False
             elif self._gap is not None:

@@ -91,6 +91,7 @@ class LinkAgent(pb_grpc.LinkServicer):
         self.session_id: str | None = None
         self.main_boot_id: str | None = None
         self.ready = False
+        self.linked = asyncio.Event()  # set at the first Ready: a main drives this port
         self.streams = 0
         self.failsafe_count = 0
         self._main_wants_enabled = True
@@ -180,6 +181,7 @@ class LinkAgent(pb_grpc.LinkServicer):
                 grpc.StatusCode.FAILED_PRECONDITION, "Ready before subscribing to Events"
             )
         self.ready = True
+        self.linked.set()
         if self._main_wants_enabled:
             await self.port.enable()
         return pb.ReadyResponse()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import SatelliteConfig
-from evse.ev_sim import parse_scenario, run_scenario
+from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
 from satellite.advertiser import Advertiser
@@ -22,6 +22,8 @@ from satellite.host import AgentHost
 __all__ = ["run_satellite", "with_scenario"]
 
 log = logging.getLogger(__name__)
+
+SCENARIO_WAIT_S = 10.0  # real seconds a simulated EV waits for the main before going on anyway
 
 
 async def run_satellite(
@@ -105,7 +107,8 @@ async def run_satellite(
         scenario: asyncio.Task[None] | None = None
         if sim is not None and config.port.scenario:
             text = await asyncio.to_thread(Path(config.port.scenario).read_text)
-            scenario = asyncio.create_task(run_scenario(parse_scenario(text), sim.ev, clock))
+            steps = parse_scenario(text)
+            scenario = asyncio.create_task(_scenario(steps, sim.ev, clock, host.agent.linked))
             stack.push_async_callback(_cancel, scenario)
         log.info(
             "satellite %s listening on %d, boot %s, firmware %s",
@@ -121,6 +124,18 @@ async def run_satellite(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)
     return exit_code
+
+
+async def _scenario(
+    steps: list[Step], ev: SimulatedEv, clock: Clock, linked: asyncio.Event
+) -> None:
+    """Play the EV's scenario once the main drives the port (bounded wait)."""
+    # Until the main's Ready the port is disabled and a swipe is ignored: the sim's driver
+    # would otherwise wait for ever.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SCENARIO_WAIT_S):
+            await linked.wait()
+    await run_scenario(steps, ev, clock)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

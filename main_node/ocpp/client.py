@@ -371,6 +371,9 @@ class OcppSession(SessionTransactions, SessionOps):
             snapshot = None
         tracker = ConnectorStatusTracker(snapshot, link_up=snapshot is not None)
         self.trackers[cid] = tracker
+        if snapshot is not None and not port.info.remote:
+            # Only the local port restarts with the main; a satellite still knows its own.
+            self.close_lost_transactions(cid, snapshot.transaction_id)
         if snapshot is not None and snapshot.transaction_id and cid not in self.active_tx:
             self.active_tx[cid] = Tx(snapshot.transaction_id, self.now(), "")
             self._timer.start(cid, self.now())

@@ -111,6 +111,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX stop_tx_data_tx ON stop_tx_data(local_tx, id);
     """,
+    # 8: journal.py — which transactions were started / stopped, across restarts (§4.10).
+    """
+    CREATE TABLE tx_lifecycle (
+        local_tx TEXT PRIMARY KEY,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        meter_wh REAL NOT NULL,
+        stopped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tx_lifecycle_open ON tx_lifecycle(connector_id, stopped);
+    """,
 )
 
 

@@ -16,6 +16,12 @@ Theory of operation (OCPP 1.6 §4.10 "Transaction-related messages"):
   StartTransaction.conf bound it (`bind_transaction`, or automatically in `mark_delivered`).
 
 Delivery is at-least-once: a crash between sending and `mark_delivered` sends the entry again.
+
+- Each transaction is started and stopped once, whatever its port replays: `enqueue` records
+  in the same commit that `local_tx` was started / stopped (`started`, `stopped`), so a main
+  restarted mid-transaction neither repeats a StartTransaction its satellite replays nor
+  forgets a transaction its own port lost with it (`open_transactions`, with the last meter
+  reading journaled for it, `note_meter`).
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from typing import Any
 
 from main_node.ocpp.db import StoreError, ensure_schema, to_wire, transaction
 
-__all__ = ["TRANSACTION_ACTIONS", "Entry", "TransactionJournal"]
+__all__ = ["TRANSACTION_ACTIONS", "Entry", "OpenTransaction", "TransactionJournal"]
 
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
+
+# Stopped transactions remembered for dedupe: far more than a satellite's event ring replays.
+_KEEP_STOPPED = 1000
 
 # Actions whose payload carries the CSMS transactionId (§6.49 StopTransaction, §6.32 MeterValues).
 _NEEDS_TX_ID = frozenset({"StopTransaction", "MeterValues"})
@@ -45,6 +54,16 @@ class Entry:
     connector_id: int
     local_tx: str | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class OpenTransaction:
+    """A transaction started here and not stopped yet, with its last journaled reading."""
+
+    local_tx: str
+    connector_id: int
+    id_tag: str
+    meter_wh: float
 
 
 class TransactionJournal:
@@ -65,8 +84,64 @@ class TransactionJournal:
                 "INSERT INTO tx_journal(action, payload, connector_id, local_tx) VALUES (?,?,?,?)",
                 (action, json.dumps(to_wire(payload)), connector_id, local_tx),
             )
+            if local_tx is not None and action != "MeterValues":
+                self._note_lifecycle(action, to_wire(payload), connector_id, local_tx)
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    def _note_lifecycle(
+        self, action: str, wire: dict[str, Any], connector_id: int, local_tx: str
+    ) -> None:
+        id_tag = str(wire.get("idTag") or "")
+        if action == "StartTransaction":
+            self._conn.execute(
+                "INSERT OR IGNORE INTO tx_lifecycle(local_tx, connector_id, id_tag, meter_wh)"
+                " VALUES (?,?,?,?)",
+                (local_tx, connector_id, id_tag, float(wire.get("meterStart") or 0)),
+            )
+            return
+        self._conn.execute(
+            "INSERT INTO tx_lifecycle(local_tx, connector_id, id_tag, meter_wh, stopped)"
+            " VALUES (?,?,?,?,1) ON CONFLICT(local_tx) DO UPDATE SET stopped = 1",
+            (local_tx, connector_id, id_tag, float(wire.get("meterStop") or 0)),
+        )
+        self._conn.execute(
+            "DELETE FROM tx_lifecycle WHERE stopped = 1 AND rowid NOT IN"
+            " (SELECT rowid FROM tx_lifecycle WHERE stopped = 1 ORDER BY rowid DESC LIMIT ?)",
+            (_KEEP_STOPPED,),
+        )
+
+    def started(self, local_tx: str) -> bool:
+        """True when a StartTransaction for `local_tx` was ever journaled (even if delivered)."""
+        row = self._conn.execute(
+            "SELECT 1 FROM tx_lifecycle WHERE local_tx = ?", (local_tx,)
+        ).fetchone()
+        return row is not None
+
+    def stopped(self, local_tx: str) -> bool:
+        """True when a StopTransaction for `local_tx` was already journaled."""
+        row = self._conn.execute(
+            "SELECT stopped FROM tx_lifecycle WHERE local_tx = ?", (local_tx,)
+        ).fetchone()
+        return row is not None and bool(row[0])
+
+    def note_meter(self, local_tx: str, meter_wh: float) -> None:
+        """Remember the latest reading journaled for an open transaction (with its MeterValues)."""
+        with transaction(self._conn):
+            self._conn.execute(
+                "UPDATE tx_lifecycle SET meter_wh = MAX(meter_wh, ?)"
+                " WHERE local_tx = ? AND stopped = 0",
+                (meter_wh, local_tx),
+            )
+
+    def open_transactions(self, connector_id: int) -> list[OpenTransaction]:
+        """Transactions of `connector_id` started and not stopped, oldest first."""
+        rows = self._conn.execute(
+            "SELECT local_tx, connector_id, id_tag, meter_wh FROM tx_lifecycle"
+            " WHERE connector_id = ? AND stopped = 0 ORDER BY rowid",
+            (connector_id,),
+        ).fetchall()
+        return [OpenTransaction(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in rows]
 
     def next_due(self, now: float) -> Entry | None:
         """The oldest undelivered entry if it may be sent at `now`, else None (FIFO, §4.10)."""

@@ -65,24 +65,36 @@ class SessionTransactions(SessionAuth):
     def _on_session(self, cid: int, ev: SessionEvent, ts: float) -> None:
         tx = ev.transaction
         if ev.type is Ev.TRANSACTION_STARTED and tx is not None:
-            payload: dict[str, Any] = {
-                "connector_id": cid,
-                "id_tag": tx.id_tag,
-                "meter_start": round(tx.meter_wh),
-                "timestamp": iso_time(ts),
-            }
-            if tx.reservation_id is not None:
-                payload["reservation_id"] = tx.reservation_id
-            self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
-            self.reservation_used(tx.reservation_id)
+            if self.journal.stopped(tx.transaction_id):
+                return  # a satellite replaying a transaction that has ended here (4.10)
+            if not self.journal.started(tx.transaction_id):
+                payload: dict[str, Any] = {
+                    "connector_id": cid,
+                    "id_tag": tx.id_tag,
+                    "meter_start": round(tx.meter_wh),
+                    "timestamp": iso_time(ts),
+                }
+                if tx.reservation_id is not None:
+                    payload["reservation_id"] = tx.reservation_id
+                with transaction(self.conn):
+                    self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
+                    self._keep_reading(cid, tx.transaction_id, ts, "Transaction.Begin", tx.meter_wh)
+                self.reservation_used(tx.reservation_id)
+            # else: a restarted main hears a running transaction again (its satellite replays
+            # it): the CSMS already has its StartTransaction, the transaction simply goes on.
             self.active_tx[cid] = Tx(tx.transaction_id, ts, tx.id_tag)
-            self._keep_reading(cid, tx.transaction_id, ts, "Transaction.Begin", tx.meter_wh)
             self._timer.start(cid, self.now())
             self.install_pending_tx_profile(cid)
             self._wake.set()
             self._meter_wake.set()
             self.limits_changed()
         elif ev.type is Ev.TRANSACTION_FINISHED and tx is not None:
+            if self.journal.stopped(tx.transaction_id):
+                # Replayed after a main restart: stopped once already (4.10).
+                if (running := self.active_tx.get(cid)) and running.local_tx == tx.transaction_id:
+                    self.active_tx.pop(cid, None)
+                    self._timer.stop(cid)
+                return
             self._journal_stop(cid, tx.transaction_id, tx.meter_wh, ts, tx.stop_reason, tx.id_tag)
             self.active_tx.pop(cid, None)
             self.tx_ended.set()
@@ -96,6 +108,22 @@ class SessionTransactions(SessionAuth):
         elif ev.type is Ev.AUTH_REQUIRED and tx is not None and tx.id_tag:
             # A locally presented id tag (RFID swipe) comes as AuthRequired with its tag.
             self.spawn(self.async_local_authorize(cid, tx.id_tag))
+
+    def close_lost_transactions(self, cid: int, running: str | None) -> None:
+        """At start: end the transactions journaled open on `cid` that its port no longer runs.
+
+        The main's own port died with the previous process, so nobody else will report their
+        end: StopTransaction with reason PowerLoss (OCPP 1.6 section 6.49 Reason) and the last
+        reading journaled for them (what the CSMS saw last).
+        """
+        for lost in self.journal.open_transactions(cid):
+            if lost.local_tx == running:
+                continue
+            self._journal_stop(
+                cid, lost.local_tx, lost.meter_wh, self.now(), StopReason.POWER_LOSS, lost.id_tag
+            )
+            self.tx_ended.set()
+            self._wake.set()
 
     def _journal_stop(
         self,
@@ -148,10 +176,13 @@ class SessionTransactions(SessionAuth):
         entry = meter_value_entry(self.now(), mv, context, self._measurands(key))
         tx = self.active_tx.get(cid)
         if tx is not None and context != "Trigger":
-            self.journal.enqueue(
-                "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
-            )
-            self._keep_reading(cid, tx.local_tx, self.now(), context)
+            with transaction(self.conn):
+                self.journal.enqueue(
+                    "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
+                )
+                # What a restarted main closes this transaction with if its port died too.
+                self.journal.note_meter(tx.local_tx, mv.energy_wh)
+                self._keep_reading(cid, tx.local_tx, self.now(), context)
             self._wake.set()
             return
         tx_id = self.journal.transaction_id(tx.local_tx) if tx is not None else None
