@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 CHUNK = 1024 * 1024  # fewer, larger gRPC messages: per-message cost dominates (bench/firmware.py)
-QUEUE_DEPTH = 4  # chunks queued per board; chunks are shared: about 4 MiB (bench: ~20 MiB peak)
+QUEUE_DEPTH = 4  # chunks queued per board; chunks are shared: about 4 MiB (bench: ~15 MiB peak)
 PENDING_FILE = "firmware-pending.json"
 TERMINAL = {
     "Installed", "DownloadFailed", "InstallationFailed", "InvalidSignature", "Uploaded",
