@@ -36,7 +36,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from chargeport.clock import Clock, RealClock
-from chargeport.port import ChargePort, MeterValue, PortError, PortEvent, SessionEvent, StopReason
+from chargeport.port import (
+    ChargePort,
+    LinkChanged,
+    MeterValue,
+    PortError,
+    PortEvent,
+    SessionEvent,
+    StopReason,
+)
 from main_node.ocpp.auth import AuthStore
 from main_node.ocpp.charge_point import StationChargePoint
 from main_node.ocpp.connector_status import (
@@ -395,6 +403,11 @@ class OcppSession(SessionTransactions, SessionOps):
             self.latest_meter[cid] = body
         elif isinstance(body, SessionEvent):
             self._on_session(cid, body, event.timestamp)
+        elif isinstance(body, LinkChanged) and body.connected and body.boot_id:
+            # A board that restarted since we last linked it (perhaps while this main was down
+            # too) took its transactions with it; with the same boot id its ring replays them.
+            if self.journal.board_linked(cid, body.boot_id):
+                self.close_lost_transactions(cid, None)
 
     # ------------------------------------------------------------ meter values
 

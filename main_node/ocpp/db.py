@@ -122,6 +122,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX tx_lifecycle_open ON tx_lifecycle(connector_id, stopped);
     """,
+    # 9: journal.py — the boot id of the board behind each connector, as last linked.
+    """
+    CREATE TABLE connector_board (
+        connector_id INTEGER PRIMARY KEY,
+        boot_id TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -134,6 +134,19 @@ class TransactionJournal:
                 (meter_wh, local_tx),
             )
 
+    def board_linked(self, connector_id: int, boot_id: str) -> bool:
+        """Record the boot id now behind `connector_id`; True when it differs from the one
+        recorded before (the board restarted since, taking its transactions with it)."""
+        with transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT boot_id FROM connector_board WHERE connector_id = ?", (connector_id,)
+            ).fetchone()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO connector_board (connector_id, boot_id) VALUES (?, ?)",
+                (connector_id, boot_id),
+            )
+        return row is not None and str(row[0]) != boot_id
+
     def open_transactions(self, connector_id: int) -> list[OpenTransaction]:
         """Transactions of `connector_id` started and not stopped, oldest first."""
         rows = self._conn.execute(
