@@ -151,6 +151,7 @@ class StationView:
             else:
                 gun.state = "Link lost"
                 gun.power_w = 0.0
+                gun.current_a = ()  # nothing measured while the board is unreachable
         self._changed()
 
     def seed(self, connector: int, status: PortStatus) -> None:

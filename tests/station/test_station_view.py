@@ -63,6 +63,7 @@ def test_link_loss_and_errors_are_visible() -> None:
     gun = view.snapshot()["guns"][0]
     assert gun["active_errors"] == {}
     assert gun["link_up"] is False and gun["state"] == "Link lost"
+    assert gun["power_w"] == 0.0 and gun["current_a"] == []
 
 
 def test_listeners_hear_every_change_and_unknown_connectors_are_ignored() -> None:
