@@ -26,7 +26,7 @@ from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
 from main_node.dashboard import Dashboard
-from main_node.discovery import MdnsLocator, locator_from_config
+from main_node.discovery import DiscoveryReport, MdnsLocator, locator_from_config
 from main_node.energy import EnergyManager, EnergySnapshot
 from main_node.located_board import LocatedBoardSystem
 from main_node.station import Station
@@ -61,6 +61,17 @@ _FIRMWARE_STATUS_16 = {"InvalidSignature": "InstallationFailed"}
 def ocpp16_firmware_status(status: str) -> str:
     """The OCPP 1.6 FirmwareStatusNotification value for an aggregator firmware status."""
     return _FIRMWARE_STATUS_16.get(status, status)
+
+
+async def _show_discovery(locator: MdnsLocator, view: StationView) -> None:
+    """Keep the view's list of discovery problems (duplicates, missing, unconfigured) current."""
+    while True:
+        shown = view.discovery_problems
+
+        def changed(report: DiscoveryReport, shown: list[str] = shown) -> bool:
+            return report.problems() != shown
+
+        view.set_discovery_problems((await locator.wait_report(changed)).problems())
 
 
 class _ShownSystem:
@@ -192,6 +203,8 @@ class MainApp:
             view = StationView(config.station.id, [p.info for p in station.ports.values()])
             self.view = view
             view.guns[config.station.local_connector].boot_id = self.boot_id
+            if isinstance(locator, MdnsLocator):
+                self._tasks.spawn(_show_discovery(locator, view), "discovery-status")
             for connector, port in station.ports.items():
                 self._tasks.spawn(_feed_view(view, connector, port), f"view-{connector}")
 

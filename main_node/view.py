@@ -103,6 +103,7 @@ class StationView:
         self.diagnostics_status = "Idle"
         self.allocation: dict[int, float] = {}
         self.ocpp_connected = False
+        self.discovery_problems: list[str] = []  # duplicate / missing / unconfigured boards
         self.version = 0  # bumps on every change; the dashboard pushes when it moves
         self._listeners: list[Callable[[], None]] = []
 
@@ -205,6 +206,11 @@ class StationView:
             self.allocation = dict(allocation)
             self._changed()
 
+    def set_discovery_problems(self, problems: list[str]) -> None:
+        if problems != self.discovery_problems:
+            self.discovery_problems = list(problems)
+            self._changed()
+
     def set_ocpp_connected(self, connected: bool) -> None:
         if connected != self.ocpp_connected:
             self.ocpp_connected = connected
@@ -218,6 +224,7 @@ class StationView:
             "firmware_status": self.firmware_status,
             "diagnostics_status": self.diagnostics_status,
             "allocation": {str(k): v for k, v in sorted(self.allocation.items())},
+            "discovery_problems": list(self.discovery_problems),
             "guns": [_gun_json(g) for _, g in sorted(self.guns.items())],
         }
 

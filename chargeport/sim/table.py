@@ -38,4 +38,6 @@ def render_table(state: dict[str, Any] | None, supervisor: Supervisor) -> Table:
     table.caption = f"CSMS {csms} · firmware {state['firmware_status']}" + (
         f" · restarts {restarts}" if restarts else ""
     )
+    for problem in state.get("discovery_problems", []):
+        table.caption += f"\n[yellow]{problem}[/yellow]"
     return table

@@ -100,3 +100,16 @@ def test_seed_from_a_snapshot_shows_what_happened_before_subscribing() -> None:
     assert (gun["state"], gun["cp_state"], gun["transaction_id"]) == ("Charging", "C", "t1")
     assert (gun["power_w"], gun["limit_a"]) == (7000.0, 16.0)
     assert gun["active_errors"] == {"HighTemperature": "hot"}
+
+
+def test_discovery_problems_are_part_of_the_status_and_notify_once() -> None:
+    view = StationView("ST", [info(1)])
+    heard: list[int] = []
+    view.add_listener(lambda: heard.append(view.version))
+    problem = "satellite SAT-9 is configured but was never seen on mDNS - check it is powered"
+    view.set_discovery_problems([problem])
+    view.set_discovery_problems([problem])
+    assert view.snapshot()["discovery_problems"] == [problem]
+    view.set_discovery_problems([])
+    assert view.snapshot()["discovery_problems"] == []
+    assert len(heard) == 2
