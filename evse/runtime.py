@@ -14,9 +14,8 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import hal.base
 from chargeport.clock import Clock, RealClock
@@ -33,6 +32,7 @@ from chargeport.port import (
     PortEventBody,
     SessionEvent,
 )
+from chargeport.tasks import OwnedTasks
 from evse import cp as cpm
 from evse import session as ss
 from evse.local_port import EventBus, LocalPort
@@ -108,7 +108,7 @@ class EvseRuntime:
         self._locked: bool | None = None
         self._energy_wh = 0.0
         self._diode_bad = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)  # the loops and the debounce timer
         self._debounce: asyncio.Task[None] | None = None
         self._started = False
         self._port = LocalPort(self, connector_id, serial, firmware_version)
@@ -133,43 +133,24 @@ class EvseRuntime:
             await self.board.contactor.switch(False)
             await self._recompute_offer()
             await self._apply_outputs()
-        self._spawn(self._cp_loop())
-        self._spawn(self._housekeeping_loop())
+        self._tasks.spawn(self._cp_loop(), "evse-cp")
+        self._tasks.spawn(self._housekeeping_loop(), "evse-housekeeping")
         if self.board.power_meter is not None:
-            self._spawn(self._power_meter_loop(self.board.power_meter))
+            self._tasks.spawn(self._power_meter_loop(self.board.power_meter), "evse-power-meter")
         else:
-            self._spawn(self._sampler_loop())
+            self._tasks.spawn(self._sampler_loop(), "evse-sampler")
         if self.board.id_reader is not None:
-            self._spawn(self._tag_loop(self.board.id_reader))
+            self._tasks.spawn(self._tag_loop(self.board.id_reader), "evse-tags")
 
     async def stop(self) -> None:
         """Cancel every task, open the contactor, mark the port unavailable, end streams."""
-        tasks = list(self._tasks)
-        if self._debounce is not None:
-            tasks.append(self._debounce)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         if self._started:
             self._started = False
             with contextlib.suppress(hal.base.HalError):
                 await self.board.contactor.switch(False)
                 await self.board.cp.set_duty(DUTY_UNAVAILABLE)
         self.bus.close()
-
-    # ------------------------------------------------------------------ task plumbing
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("evse runtime task failed", exc_info=task.exception())
 
     # ------------------------------------------------------------------ loops
 
@@ -185,7 +166,7 @@ class EvseRuntime:
             self._debounce = None
         deadline = self.cp.deadline
         if deadline is not None:
-            self._debounce = asyncio.create_task(self._debounce_at(deadline))
+            self._debounce = self._tasks.spawn(self._debounce_at(deadline), "evse-cp-debounce")
 
     async def _debounce_at(self, deadline: float) -> None:
         await self.clock.sleep(deadline - self.clock.monotonic())

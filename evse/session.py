@@ -12,17 +12,38 @@ paused by the EV) and the EVSE's own reasons to withhold energy (station pause, 
 state or a guard that picks it. Commands with no cell are refused (`Refused`), inputs from the
 hardware with no cell are bugs (`IllegalTransition`). The session events to publish are derived
 from the transition (old state, new state, what changed), in `_effects`, and returned together
-with a `Drive` effect telling the runtime what the pilot, contactor and lock must do.
+with a `Drive` effect telling the runtime what the pilot, contactor and lock must do. The
+states, inputs and effects themselves are plain data in `evse.session_types`, re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from chargeport.port import SessionEventType, SessionState, StopReason, TransactionData
 from evse.errors import IllegalTransition, Refused
+from evse.session_types import (
+    COMMANDS,
+    Authorize,
+    Block,
+    CancelReservation,
+    Deauthorize,
+    Disable,
+    Drive,
+    Emit,
+    Enable,
+    EvReadyChanged,
+    Plugged,
+    Reservation,
+    Reserve,
+    SessionEffect,
+    SessionInput,
+    St,
+    Stop,
+    TagPresented,
+    Tick,
+    Unplugged,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -49,21 +70,6 @@ __all__ = [
 ]
 
 
-class St(enum.Enum):
-    """Session machine states."""
-
-    DISABLED = "disabled"
-    IDLE = "idle"
-    RESERVED = "reserved"
-    AUTHORIZED = "authorized"  # authorized, no EV yet (plug-in timeout running)
-    WAITING_FOR_AUTH = "waiting_for_auth"
-    PREPARING = "preparing"  # transaction running, EV has not asked for energy yet
-    CHARGING = "charging"
-    PAUSED_EV = "paused_ev"
-    PAUSED_EVSE = "paused_evse"
-    FINISHING = "finishing"  # transaction over, EV still plugged in
-
-
 _SESSION = {
     St.WAITING_FOR_AUTH,
     St.PREPARING,
@@ -86,130 +92,6 @@ _REPORTED: dict[St, SessionState] = {
     St.PAUSED_EVSE: SessionState.PAUSED_EVSE,
     St.FINISHING: SessionState.FINISHING,
 }
-
-
-# ------------------------------------------------------------------ inputs
-
-
-@dataclass(frozen=True, slots=True)
-class Enable:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Disable:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Plugged:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Unplugged:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class EvReadyChanged:
-    ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TagPresented:
-    """A driver presented an id tag at this port (RFID)."""
-
-    id_tag: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authorize:
-    id_tag: str
-    reservation_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Deauthorize:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    reason: StopReason
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """An EVSE-side reason to withhold energy starts (`on`) or ends."""
-
-    reason: str  # "pause" (station), "limit" (< 6 A), "fault"
-    on: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Reserve:
-    reservation_id: int
-    id_tag: str
-    expiry: float  # clock time
-
-
-@dataclass(frozen=True, slots=True)
-class CancelReservation:
-    reservation_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    pass
-
-
-SessionInput = (
-    Enable
-    | Disable
-    | Plugged
-    | Unplugged
-    | EvReadyChanged
-    | TagPresented
-    | Authorize
-    | Deauthorize
-    | Stop
-    | Block
-    | Reserve
-    | CancelReservation
-    | Tick
-)
-_COMMANDS = (Enable, Disable, Authorize, Deauthorize, Stop, Reserve, CancelReservation)
-
-
-# ------------------------------------------------------------------ effects
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    type: SessionEventType
-    session_id: str
-    transaction: TransactionData | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Drive:
-    """What the hardware must do: PWM on, contactor closed, connector locked, port available."""
-
-    pwm: bool
-    contactor: bool
-    lock: bool
-    available: bool
-
-
-SessionEffect = Emit | Drive
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    reservation_id: int
-    id_tag: str
-    expiry: float
 
 
 # ------------------------------------------------------------------ the table
@@ -400,7 +282,7 @@ class SessionMachine:
         self.now, self.meter_wh = now, meter_wh
         cell = TRANSITIONS[self.state].get(type(event))
         if cell is None:
-            if isinstance(event, _COMMANDS):
+            if isinstance(event, COMMANDS):
                 raise Refused(f"{type(event).__name__} is not possible while {self.state.value}")
             raise IllegalTransition(f"{type(event).__name__} in state {self.state.value}")
         if isinstance(event, EvReadyChanged):

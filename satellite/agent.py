@@ -16,7 +16,6 @@ Theory of operation (see proto/chargeport/v1/link.proto):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -41,6 +40,7 @@ from chargeport.port import (
     PortNotFound,
     StopReason,
 )
+from chargeport.tasks import OwnedTasks
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
 from satellite.ring import EventRing, ReplayGap
@@ -85,7 +85,7 @@ class LinkAgent(pb_grpc.LinkServicer):
         self._session_ids = session_ids or (lambda: uuid.uuid4().hex)
         self._ring: EventRing[pb.Event] = EventRing(ring_capacity)
         self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)  # the event pump and the fail-safe grace timer
         self._grace: asyncio.Task[None] | None = None
         self._events: AsyncIterator[PortEvent] | None = None
         self.session_id: str | None = None
@@ -101,27 +101,16 @@ class LinkAgent(pb_grpc.LinkServicer):
     async def start(self) -> None:
         """Subscribe to the port (before anything else can happen) and start pumping."""
         self._events = self.port.events()
-        self._spawn(self._pump(self._events))
+        self._tasks.spawn(self._pump(self._events), "agent-pump")
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
         if self._events is not None and hasattr(self._events, "aclose"):
             await self._events.aclose()
 
     @property
     def last_seq(self) -> int:
         return self._ring.last_seq
-
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _wake(self) -> None:
         self._changed.set()
@@ -236,7 +225,7 @@ class LinkAgent(pb_grpc.LinkServicer):
 
     def _start_grace(self, session: str) -> None:
         self._cancel_grace()
-        self._grace = self._spawn(self._failsafe_after_grace(session))
+        self._grace = self._tasks.spawn(self._failsafe_after_grace(session), "agent-grace")
 
     async def _failsafe_after_grace(self, session: str) -> None:
         await self._clock.sleep(real_seconds(self._clock, self.grace_period_s))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import SatelliteConfig
+from chargeport.tasks import OwnedTasks
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from hal.factory import open_board
@@ -104,12 +105,12 @@ async def run_satellite(
             )
             await advertiser.start()
             stack.push_async_callback(advertiser.stop)
-        scenario: asyncio.Task[None] | None = None
         if sim is not None and config.port.scenario:
             text = await asyncio.to_thread(Path(config.port.scenario).read_text)
             steps = parse_scenario(text)
-            scenario = asyncio.create_task(_scenario(steps, sim.ev, clock, host.agent.linked))
-            stack.push_async_callback(_cancel, scenario)
+            tasks = OwnedTasks(log)
+            stack.push_async_callback(tasks.cancel_all)
+            tasks.spawn(_scenario(steps, sim.ev, clock, host.agent.linked), "satellite-scenario")
         log.info(
             "satellite %s listening on %d, boot %s, firmware %s",
             config.board.serial,
@@ -136,12 +137,6 @@ async def _scenario(
         async with asyncio.timeout(SCENARIO_WAIT_S):
             await linked.wait()
     await run_scenario(steps, ev, clock)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def with_scenario(config: SatelliteConfig, scenario: str | None) -> SatelliteConfig:

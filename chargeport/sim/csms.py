@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import json
+import logging
 import ssl
 import uuid
 from collections.abc import Callable, Iterable
@@ -30,7 +31,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from chargeport.tasks import OwnedTasks
+
 __all__ = ["CentralSystem", "CsmsConnection", "Transaction"]
+
+log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -184,7 +189,7 @@ class CentralSystem:
         self.rejected_logins = 0
         self._server: Server | None = None
         self._changed = asyncio.Condition()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)  # wake-ups of `wait_for`
         self.port = 0
 
     # ------------------------------------------------------------ server
@@ -248,9 +253,7 @@ class CentralSystem:
     # ------------------------------------------------------------ records
 
     def changed(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._notify())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._notify(), "csms-notify")
 
     async def _notify(self) -> None:
         async with self._changed:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chargeport.tasks import OwnedTasks
+
 __all__ = ["ProcessSpec", "Supervised", "Supervisor"]
 
 log = logging.getLogger(__name__)
@@ -44,14 +46,13 @@ class Supervisor:
     def __init__(self, stop_timeout_s: float = 5.0) -> None:
         self._stop_timeout_s = stop_timeout_s
         self.children: dict[str, Supervised] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)  # one keeper per child
         self._stopping = False
 
     def add(self, spec: ProcessSpec) -> Supervised:
         child = Supervised(spec)
         self.children[spec.name] = child
-        task = asyncio.create_task(self._keep_running(child), name=f"supervise-{spec.name}")
-        self._tasks.add(task)
+        self._tasks.spawn(self._keep_running(child), f"supervise-{spec.name}")
         return child
 
     def pid(self, name: str) -> int | None:
@@ -91,12 +92,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         procs = [c.process for c in self.children.values() if c.process is not None]
         for proc in procs:
             if proc.returncode is None:

@@ -8,10 +8,11 @@ the EV state and inject faults or garbage; the MCU answers commands and pushes i
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
 import tty
 
+from chargeport.tasks import OwnedTasks
 from hal.mculink.codec import FrameCodec, LinkStats, MessageReceived, Role, Transmit
 from hal.mculink.messages import (
     Ack,
@@ -33,6 +34,8 @@ from hal.mculink.messages import (
 
 __all__ = ["FAULT_WELDED", "SimMcu"]
 
+log = logging.getLogger(__name__)
+
 FAULT_WELDED = 1  # the contactor's mirror contact stays closed after an open command
 
 # IEC 61851-1 table A.3 positive plateau per vehicle state.
@@ -49,7 +52,7 @@ class SimMcu:
         self._key = key
         self._codec = FrameCodec(key, Role.MCU)
         self._status_interval = status_interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = OwnedTasks(log)  # the status loop
         self.duty = 100.0
         self.ev_state = "A"
         self.diode_ok = True
@@ -80,14 +83,10 @@ class SimMcu:
 
     async def async_start(self) -> None:
         asyncio.get_running_loop().add_reader(self._master, self._on_readable)
-        self._task = asyncio.create_task(self._async_status_loop(), name="sim-mcu-status")
+        self._tasks.spawn(self._async_status_loop(), "sim-mcu-status")
 
     async def async_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.cancel_all()
         asyncio.get_running_loop().remove_reader(self._master)
         os.close(self._master)
         os.close(self._slave)

@@ -8,12 +8,13 @@ re-runs the handshake when the MCU goes quiet (it restarted, or the line was cut
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import serial
 
+from chargeport.tasks import OwnedTasks
 from hal.mculink.codec import (
     FrameCodec,
     LinkError,
@@ -35,6 +36,8 @@ from hal.mculink.messages import (
 )
 
 __all__ = ["Command", "McuTransport", "load_link_key"]
+
+log = logging.getLogger(__name__)
 
 Command = SetCpDuty | SetContactor | SetLock | ResetRcd
 
@@ -77,7 +80,7 @@ class McuTransport:
         self._acks: dict[int, asyncio.Future[bool]] = {}
         self._seq = 0
         self._last_rx = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)  # the keepalive
 
     @property
     def stats(self) -> LinkStats:
@@ -104,17 +107,11 @@ class McuTransport:
         except TimeoutError:
             await self.async_close()
             raise LinkError(f"MCU link: no handshake answer on {self._device}") from None
-        task = asyncio.create_task(self._async_keepalive(), name="mculink-keepalive")
-        self._tasks.add(task)
+        self._tasks.spawn(self._async_keepalive(), "mculink-keepalive")
 
     async def async_close(self) -> None:
         """Stop the keepalive and close the port."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         if self._serial is not None:
             asyncio.get_running_loop().remove_reader(self._serial.fileno())
             self._serial.close()
