@@ -11,12 +11,16 @@ sees what had happened by then.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from chargeport.board import ResetKind
+from chargeport.tasks import OwnedTasks
 from system_aggregator.api import StatusCallback
 
 __all__ = ["FakeStationSystem"]
+
+log = logging.getLogger(__name__)
 
 FIRMWARE_OK = ("Downloading", "Downloaded", "Installing", "Installed")
 DIAGNOSTICS_OK = ("Uploading", "Uploaded")
@@ -45,7 +49,7 @@ class FakeStationSystem:
         self.on_reset = on_reset
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.resets: list[ResetKind] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log)
 
     async def update_firmware(
         self,
@@ -77,9 +81,7 @@ class FakeStationSystem:
             await on_status(statuses.pop(0))
             # Long enough for a careless caller to have sent that status already.
             await asyncio.sleep(self.return_delay_s)
-        task = asyncio.create_task(self._report(statuses, on_status))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._report(statuses, on_status), "fake-diagnostics-status")
         return self.diagnostics_file
 
     async def _report(self, statuses: list[str], on_status: StatusCallback) -> None:
@@ -101,10 +103,8 @@ class FakeStationSystem:
 
     async def wait_idle(self) -> None:
         """Wait for the diagnostics status tasks to finish."""
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait()
 
     async def aclose(self) -> None:
         """Cancel what is still running."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
