@@ -50,8 +50,10 @@ async def test_cancel_reservation_after_restart_ocpp16_5_3(tmp_path: Path) -> No
         async with running_station(db, csms.url):
             await csms.wait_for(lambda: len(csms.statuses) >= 5)
             assert await csms.reserve_now(2, "TAG-OK", 7, FAR) == "Accepted"
+        csms.statuses.clear()  # what follows must come from the restarted station
         fresh = make_ports()
         async with running_station(db, csms.url, fresh) as station:
+            await csms.wait_for(lambda: csms.connects == 2)  # not the closing first connection
             await csms.wait_for(lambda: ("reserve", (7, "TAG-OK", FAR_S)) in fresh[2].calls)
             await csms.wait_for(lambda: csms.last_status(2) == "Reserved")
             assert (await csms.send(call.CancelReservation(reservation_id=7))).status == "Accepted"
