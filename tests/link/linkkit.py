@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,30 @@ async def proxy_factory() -> AsyncIterator[Callable[[tuple[str, int]], Awaitable
     yield make
     for p in proxies:
         await p.stop()
+
+
+SAT_PROC = Path(__file__).parent / "sat_proc.py"
+
+
+async def spawn_satellite(pki: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """Start tests/link/sat_proc.py (a satellite in its own process); returns it and its port.
+
+    The caller reaps it (kill + wait in finally)."""
+    proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; reaped by the caller
+        [sys.executable, str(SAT_PROC), "--pki", str(pki), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+    assert line.startswith("LISTENING"), line
+    return proc, int(line.split()[1])
+
+
+async def tell(proc: subprocess.Popen[str], cmd: str) -> None:
+    """Send one command line to a spawned satellite and wait for its OK."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(cmd + "\n")
+    proc.stdin.flush()
+    assert (await asyncio.to_thread(proc.stdout.readline)).startswith("OK")

@@ -6,14 +6,21 @@ path."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from linkkit import Link, Recorder, TcpProxy, fake_port, next_event, wait_until
+from linkkit import (
+    Link,
+    Recorder,
+    TcpProxy,
+    fake_port,
+    next_event,
+    spawn_satellite,
+    tell,
+    wait_until,
+)
 
 from chargeport.clock import ManualClock, ScaledClock
 from chargeport.config import ConfigError, SatelliteConfig, load_config
@@ -82,40 +89,20 @@ async def test_blip_shorter_than_the_grace_closes_nothing_and_resumes(
     await rec.close()
 
 
-async def _spawn(pki: Path, grace: float) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; reaped by the caller
-        [sys.executable, str(HERE / "sat_proc.py"), "--pki", str(pki), "--grace", str(grace)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
-    assert line.startswith("LISTENING"), line
-    return proc, int(line.split()[1])
-
-
-async def _tell(proc: subprocess.Popen[str], cmd: str) -> None:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(cmd + "\n")
-    proc.stdin.flush()
-    assert (await asyncio.to_thread(proc.stdout.readline)).startswith("OK")
-
-
 @pytest.mark.integration
 async def test_kill_9_and_never_back_closes_the_session_after_the_grace_with_the_last_meter(
     link: Link,
 ) -> None:
     """OCPP 1.6 Reason Other: the main cannot tell a dead board from a cut cable."""
     clock = ManualClock()
-    proc, port = await _spawn(link.pki, grace=30.0)
+    proc, port = await spawn_satellite(link.pki, "--grace", "30.0")
     try:
         rp = await link.remote(address=("127.0.0.1", port), keepalive_s=0.5, clock=clock)
         sub = rp.events()
         await rp.authorize("TAG9")
-        await _tell(proc, "plug")
-        await _tell(proc, "ready")
-        await _tell(proc, "meter 777")
+        await tell(proc, "plug")
+        await tell(proc, "ready")
+        await tell(proc, "meter 777")
         started = await next_event(sub, is_session(SessionEventType.TRANSACTION_STARTED))
         await next_event(sub, lambda b: isinstance(b, MeterValue))
         proc.kill()  # SIGKILL: no goodbye on the wire

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from linkkit import Link, TcpProxy, fake_port, next_event, wait_until
+from linkkit import Link, TcpProxy, fake_port, next_event, spawn_satellite, tell, wait_until
 
 from chargeport.config import LinkConfig, MainConfig, SatelliteEntry, StationConfig
 from chargeport.fake_port import FakePort
@@ -135,38 +134,18 @@ def drain_now(sub: Any) -> list[PortEvent]:
     return out
 
 
-async def _spawn(pki: Path, listen: str = "127.0.0.1:0") -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; reaped in finally
-        [sys.executable, str(HERE / "sat_proc.py"), "--pki", str(pki), "--listen", listen],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
-    assert line.startswith("LISTENING"), line
-    return proc, int(line.split()[1])
-
-
-async def _tell(proc: subprocess.Popen[str], cmd: str) -> None:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(cmd + "\n")
-    proc.stdin.flush()
-    assert (await asyncio.to_thread(proc.stdout.readline)).startswith("OK")
-
-
 @pytest.mark.integration
 async def test_kill_9_satellite_marks_port_unavailable_then_recovers(link: Link) -> None:
     procs: list[subprocess.Popen[str]] = []
     try:
-        proc, port = await _spawn(link.pki)
+        proc, port = await spawn_satellite(link.pki)
         procs.append(proc)
         rp = await link.remote(address=("127.0.0.1", port), keepalive_s=0.5)
         sub = rp.events()
         await rp.authorize("TAG9")
-        await _tell(proc, "plug")
-        await _tell(proc, "ready")
-        await _tell(proc, "meter 777")
+        await tell(proc, "plug")
+        await tell(proc, "ready")
+        await tell(proc, "meter 777")
         await next_event(sub, lambda b: isinstance(b, MeterValue))
         proc.kill()  # SIGKILL: no goodbye on the wire
         proc.wait()
@@ -175,7 +154,7 @@ async def test_kill_9_satellite_marks_port_unavailable_then_recovers(link: Link)
         with pytest.raises(PortUnavailable):
             await rp.status()
         old_boot = rp.boot_id
-        proc2, _ = await _spawn(link.pki, listen=f"127.0.0.1:{port}")
+        proc2, _ = await spawn_satellite(link.pki, "--listen", f"127.0.0.1:{port}")
         procs.append(proc2)
         fin = await next_event(sub, is_session(SessionEventType.TRANSACTION_FINISHED))
         assert fin.body.transaction.meter_wh == 777.0  # type: ignore[union-attr]
