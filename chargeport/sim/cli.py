@@ -31,7 +31,7 @@ from chargeport.sim.csms import CentralSystem
 from chargeport.sim.station import prepare
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "fetch_state", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,8 @@ def _log_to_file(path: Path) -> logging.Handler:
     return handler
 
 
-async def _fetch_state(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+async def fetch_state(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+    """The main's station snapshot (GET <dashboard>/api/state), or None while it is not up."""
     try:
         async with session.get(url + "api/state", timeout=aiohttp.ClientTimeout(total=2)) as r:
             data: dict[str, Any] = await r.json()
@@ -214,7 +215,7 @@ async def _headless(
         while time.monotonic() < deadline and not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-            state = await _fetch_state(session, url) or state
+            state = await fetch_state(session, url) or state
             if args.until_complete and _done(state, guns):
                 break
     summary: dict[str, Any] = {
@@ -256,7 +257,7 @@ async def _live(url: str, stop: asyncio.Event, supervisor: Supervisor) -> None:
     async with aiohttp.ClientSession() as session:
         with Live(render_table(None, supervisor), refresh_per_second=4) as live:
             while not stop.is_set():
-                state = await _fetch_state(session, url)
+                state = await fetch_state(session, url)
                 live.update(render_table(state, supervisor))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)

@@ -26,6 +26,7 @@ import pytest_asyncio
 from aiohttp import web
 from ocpp.v16 import call
 
+from chargeport.sim.cli import fetch_state
 from chargeport.sim.csms import CentralSystem
 from chargeport.sim.station import SimLayout, prepare
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
@@ -81,15 +82,6 @@ class Rig:
         )
 
 
-async def _state(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
-    try:
-        async with session.get(url + "api/state", timeout=aiohttp.ClientTimeout(total=2)) as r:
-            data: dict[str, Any] = await r.json()
-            return data
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        return None
-
-
 async def wait_state(rig: Rig, ok: Any, within_s: float = 20.0) -> dict[str, Any]:
     """Poll the main's dashboard until `ok(state)`; the last state on timeout in the message."""
     last: dict[str, Any] | None = None
@@ -97,7 +89,7 @@ async def wait_state(rig: Rig, ok: Any, within_s: float = 20.0) -> dict[str, Any
         try:
             async with asyncio.timeout(within_s):
                 while True:
-                    last = await _state(session, rig.dashboard) or last
+                    last = await fetch_state(session, rig.dashboard) or last
                     if last is not None and ok(last):
                         return last
                     await asyncio.sleep(0.2)

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from chargeport.sim.cli import fetch_state
 from chargeport.sim.csms import CentralSystem, Transaction
 from chargeport.sim.station import SimLayout, prepare, toml_value
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
@@ -107,14 +108,7 @@ class StationRig:
 
     async def state(self) -> State | None:
         """GET /api/state from the main, or None while the main is not answering."""
-        try:
-            async with self.http.get(
-                self.dashboard + "api/state", timeout=aiohttp.ClientTimeout(total=2)
-            ) as r:
-                data: State = await r.json()
-                return data
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
+        return await fetch_state(self.http, self.dashboard)
 
     async def wait_state(
         self,
