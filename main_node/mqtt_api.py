@@ -432,8 +432,7 @@ class MqttApi:
     def _async_publish_port(
         self, cid: int, meter_ts: float | None = None, meter: bool = True
     ) -> None:
-        gun = next(g for g in self._view.snapshot()["guns"] if g["connector"] == cid)
-        gun.pop("history", None)
+        gun = self._view.gun_snapshot(cid, history=False)
         reading = {key: gun.pop(key) for key in METER_KEYS if key in gun}
         self._publish(self.topics.state(cid), json.dumps(gun, sort_keys=True), qos=1)
         if meter:

@@ -216,6 +216,10 @@ class StationView:
             self.ocpp_connected = connected
             self._changed()
 
+    def gun_snapshot(self, connector: int, *, history: bool = True) -> dict[str, Any]:
+        """One gun as in `snapshot()["guns"]`; `history=False` leaves out the power history."""
+        return _gun_json(self.guns[connector], history=history)
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "station_id": self.station_id,
@@ -229,8 +233,8 @@ class StationView:
         }
 
 
-def _gun_json(gun: GunView) -> dict[str, Any]:
-    return {
+def _gun_json(gun: GunView, *, history: bool = True) -> dict[str, Any]:
+    data = {
         "connector": gun.info.connector_id,
         "serial": gun.info.serial,
         "remote": gun.info.remote,
@@ -253,5 +257,7 @@ def _gun_json(gun: GunView) -> dict[str, Any]:
         "sessions_completed": gun.sessions_completed,
         "faults": list(gun.faults),
         "active_errors": dict(gun.active_errors),
-        "history": [[round(t, 2), round(p, 1)] for t, p in gun.history],
     }
+    if history:
+        data["history"] = [[round(t, 2), round(p, 1)] for t, p in gun.history]
+    return data
