@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
+from chargeport.board import BoardSystem
 from chargeport.clock import Clock
 from chargeport.pki import server_credentials
 from chargeport.port import ChargePort
@@ -30,7 +30,7 @@ class AgentHost:
         grace_period_s: float = 10.0,
         keepalive_s: float = 1.0,
         ring_capacity: int = 4096,
-        board_system: Any | None = None,
+        board_system: BoardSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.serial = serial

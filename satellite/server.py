@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chargeport.board import BoardSystem
+from chargeport.config import parse_host_port
 from chargeport.errors import ChargeportError
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
 from satellite.agent import LinkAgent
+from satellite.board_service import BoardServicer
 
-__all__ = ["LinkServer", "board_servicer_available", "keepalive_options"]
+__all__ = ["LinkServer", "keepalive_options"]
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ def keepalive_options(keepalive_s: float) -> list[tuple[str, int]]:
     ]
 
 
-def board_servicer_available() -> bool:
-    """True when satellite.board_service (the Board gRPC servicer) is installed."""
-    return importlib.util.find_spec("satellite.board_service") is not None
-
-
 class LinkServer:
     """The agent's server; `start` binds (port 0 = any free port), `stop` drains and closes."""
 
@@ -51,7 +47,7 @@ class LinkServer:
         *,
         listen: str,
         credentials: grpc.ServerCredentials | None,
-        board_system: Any | None = None,
+        board_system: BoardSystem | None = None,
         keepalive_s: float = 1.0,
     ) -> None:
         self.agent = agent
@@ -68,9 +64,7 @@ class LinkServer:
         server = grpc.aio.server(options=keepalive_options(self._keepalive_s))
         pb_grpc.add_LinkServicer_to_server(self.agent, server)  # type: ignore[no-untyped-call]
         services = [LINK_SERVICE]
-        if self._board_system is not None and board_servicer_available():
-            from satellite.board_service import BoardServicer  # another engineer's module
-
+        if self._board_system is not None:
             servicer = BoardServicer(self._board_system)
             pb_grpc.add_BoardServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
             services.append(BOARD_SERVICE)
@@ -78,10 +72,10 @@ class LinkServer:
         services.append(health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         services.append(reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, server)
-        host, sep, port_text = self.listen.rpartition(":")
-        if not sep or not port_text.isdigit():
-            raise ChargeportError(f"agent.listen: expected 'host:port', got {self.listen!r}")
-        host, port = host.strip("[]"), int(port_text)  # port 0 = any free port (tests)
+        try:
+            host, port = parse_host_port(self.listen, allow_any_port=True)  # 0 = any free port
+        except ValueError as exc:
+            raise ChargeportError(f"agent.listen: {exc}") from None
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             if self._credentials is None:

@@ -2,20 +2,19 @@
 
 fake           FakePort in process
 remote-fake    RemotePort -> gRPC (mTLS, loopback) -> agent -> FakePort
-local          LocalPort over the evse runtime and a simulated board   (once evse.runtime exists)
+local          LocalPort over the evse runtime and a simulated board
 remote-local   RemotePort -> gRPC (mTLS, loopback) -> agent -> LocalPort
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from contractkit import Harness
 
 from chargeport.config import PortConfig
 from chargeport.fake_port import FakePort
@@ -24,22 +23,6 @@ from chargeport.port import ChargePort, PortInfo
 from main_node.locator import StaticLocator
 from main_node.remote_port import RemotePort
 from satellite.host import AgentHost
-
-HAVE_RUNTIME = importlib.util.find_spec("evse.runtime") is not None
-
-
-@dataclass
-class Harness:
-    """A port under test plus the hands of the driver and the car."""
-
-    port: ChargePort
-    plug_in: Callable[[], None]
-    ev_ready: Callable[[], None]
-    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    async def close(self) -> None:
-        for close in reversed(self.closers):
-            await close()
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +82,7 @@ async def _remote(inner: ChargePort, pki: Path) -> tuple[RemotePort, list[Any]]:
     return rp, [host.stop, rp.stop]
 
 
-FACTORIES = ["fake", "remote-fake"] + (["local", "remote-local"] if HAVE_RUNTIME else [])
+FACTORIES = ["fake", "remote-fake", "local", "remote-local"]
 
 
 @pytest.fixture(params=FACTORIES)

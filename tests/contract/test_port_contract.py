@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import Harness
+from contractkit import Harness
 
 from chargeport.port import (
     CommandRefused,
