@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interface",
         action="append",
         metavar="IP",
-        help="interface address to browse on (repeatable; 'all' = every interface); "
-        "default: link.mdns_interfaces from --config, else 127.0.0.1",
+        help="interface address or name to browse on (repeatable; 'all' = every interface); "
+        "default: link.mdns_interfaces from --config, else every interface",
     )
     parser.add_argument(
         "--config",
@@ -37,8 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def render_table(boards: list[BoardRecord], expected: dict[str, int]) -> Table:
-    """The boards as a rich table; a connector column when a config names them."""
+def render_table(
+    boards: list[BoardRecord], expected: dict[str, int], unroutable: dict[str, str] | None = None
+) -> Table:
+    """The boards as a rich table; a connector column when a config names them.
+
+    An address another host cannot dial (0.0.0.0, loopback seen on a LAN) is marked.
+    """
+    unroutable = unroutable or {}
     table = Table(title=f"chargeport boards on mDNS ({len(boards)})")
     columns = ["serial", "role", "address", "port", "firmware", "boot id"]
     if expected:
@@ -46,7 +52,8 @@ def render_table(boards: list[BoardRecord], expected: dict[str, int]) -> Table:
     for name in columns:
         table.add_column(name)
     for b in boards:
-        row = [b.serial, b.role, b.address, str(b.port), b.firmware_version, b.boot_id]
+        address = b.address + (" (unroutable)" if b.serial in unroutable else "")
+        row = [b.serial, b.role, address, str(b.port), b.firmware_version, b.boot_id]
         if expected:
             row.insert(1, str(expected.get(b.serial, "-")))
         table.add_row(*row)
@@ -56,23 +63,24 @@ def render_table(boards: list[BoardRecord], expected: dict[str, int]) -> Table:
 def run(args: argparse.Namespace) -> int:
     """Browse, print, and exit 1 when the config's expectations are not met."""
     expected: dict[str, int] | None = None
-    interfaces: list[str] | None = ["127.0.0.1"]
+    interfaces: list[str] | None = None  # a newcomer's first look: the whole LAN
     if args.config:
         config = load_config(args.config, MainConfig)
         expected = {s.serial: s.connector for s in config.satellites}
         interfaces = config.link.mdns_interfaces
     if args.interface:
         interfaces = args.interface
-    if interfaces is not None and "all" in interfaces:
-        interfaces = None
     if not getattr(args, "verbose", False):
         # The problems are printed below once; the locator's running log would repeat them.
         logging.getLogger("main_node.discovery").setLevel(logging.ERROR)
     report: DiscoveryReport = asyncio.run(browse_report(args.timeout, interfaces, expected))
     if args.json:
-        print(json.dumps([b.to_json() for b in report.boards], indent=2))
+        boards = [
+            b.to_json() | {"unroutable": report.unroutable.get(b.serial, "")} for b in report.boards
+        ]
+        print(json.dumps(boards, indent=2))
     else:
-        Console().print(render_table(report.boards, expected or {}))
+        Console().print(render_table(report.boards, expected or {}, report.unroutable))
     problems = report.problems()
     for line in problems:
         print(f"chargeport discover: {line}", file=sys.stderr)

@@ -43,6 +43,8 @@ from satellite.advertiser import (
     TXT_ROLE,
     TXT_SERIAL,
     decode_txt,
+    interface_addresses,
+    unroutable,
     zeroconf_interfaces,
 )
 
@@ -108,6 +110,8 @@ class DiscoveryReport:
     pending: list[str] = field(default_factory=list)  # configured, not seen yet, still waiting
     unconfigured: list[str] = field(default_factory=list)  # seen, not in the config
     withdrawn: list[str] = field(default_factory=list)  # configured, seen, now gone
+    # serial -> why its advertised address cannot be dialled from this main
+    unroutable: dict[str, str] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
         """One line per problem, phrased as what to fix."""
@@ -126,7 +130,16 @@ class DiscoveryReport:
             f"board {s} is advertised but not configured - add it to [[satellites]] or ignore it"
             for s in self.unconfigured
         ]
-        lines += [f"satellite {s} withdrew its advertisement" for s in self.withdrawn]
+        lines += [
+            f"satellite {s} is no longer advertised (powered off, restarting or unplugged); "
+            "using its last address"
+            for s in self.withdrawn
+        ]
+        lines += [
+            f"board {s} advertises {why} - set link.mdns_interfaces on that board to its LAN "
+            'interface (or "all")'
+            for s, why in sorted(self.unroutable.items())
+        ]
         return lines
 
 
@@ -140,7 +153,11 @@ class DiscoveryBook:
         static: dict[str, Address] | None = None,
         started_at: float = 0.0,
         never_seen_after_s: float = 10.0,
+        lan: bool = True,
     ) -> None:
+        # lan: this main browses interfaces other than loopback, so a board on this network
+        # that advertises a loopback address named the wrong host.
+        self._lan = lan
         # None = just looking (`chargeport discover`): nothing is missing or unconfigured.
         self.expected = None if expected is None else dict(expected)
         self.static = dict(static or {})
@@ -156,8 +173,19 @@ class DiscoveryBook:
         instance = self._chosen.get(serial)
         if instance is not None and instance in self._by_instance:
             rec = self._by_instance[instance]
-            return (rec.address, rec.port)
+            if self._dialable(rec.address):
+                return (rec.address, rec.port)
         return self.static.get(serial) or self._last.get(serial)
+
+    def _dialable(self, address: str) -> bool:
+        # 0.0.0.0 would dial this very host; never use it, whatever the interfaces.
+        return address != "0.0.0.0"
+
+    def _unroutable_reason(self, record: BoardRecord) -> str | None:
+        why = unroutable(record.address)
+        if why is None or (self._lan is False and record.address.startswith("127.")):
+            return None
+        return f"{record.address} ({why})"
 
     def observe(self, record: BoardRecord) -> set[str]:
         """Take a resolved advertisement; return the serials whose `current()` changed."""
@@ -167,7 +195,7 @@ class DiscoveryBook:
         chosen = self._chosen.get(record.serial)
         if chosen is None or chosen not in self._by_instance:
             self._chosen[record.serial] = record.instance
-        if self._chosen[record.serial] == record.instance:
+        if self._chosen[record.serial] == record.instance and self._dialable(record.address):
             self._last[record.serial] = (record.address, record.port)
         return {record.serial} if self.current(record.serial) != before else set()
 
@@ -220,6 +248,11 @@ class DiscoveryBook:
             if self.expected is None
             else sorted(s for s in by_serial if s not in expected),
             withdrawn=sorted(s for s in expected if s in self._ever_seen and s not in by_serial),
+            unroutable={
+                rec.serial: why
+                for rec in boards
+                if (why := self._unroutable_reason(rec)) is not None
+            },
         )
 
 
@@ -228,6 +261,8 @@ def record_from_info(info: AsyncServiceInfo) -> BoardRecord | None:
     addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
     if not addresses or not info.port:
         return None
+    # Prefer an address another host can reach; keep zeroconf's newest-first order otherwise.
+    routable = [a for a in addresses if unroutable(a) is None]
     txt = decode_txt(info.properties)
     instance = info.name.removesuffix("." + SERVICE_TYPE)
     try:
@@ -237,7 +272,7 @@ def record_from_info(info: AsyncServiceInfo) -> BoardRecord | None:
     return BoardRecord(
         serial=txt.get(TXT_SERIAL) or instance,
         role=txt.get(TXT_ROLE, ""),
-        address=addresses[0],
+        address=(routable or list(addresses))[0],
         port=info.port,
         firmware_version=txt.get(TXT_FW, ""),
         boot_id=txt.get(TXT_BOOT, ""),
@@ -265,7 +300,11 @@ class MdnsLocator:
         self._interfaces = None if interfaces is None else list(interfaces)
         self._clock = clock
         self._book = DiscoveryBook(
-            expected, static=static, started_at=clock(), never_seen_after_s=never_seen_after_s
+            expected,
+            static=static,
+            started_at=clock(),
+            never_seen_after_s=never_seen_after_s,
+            lan=_browses_lan(self._interfaces),
         )
         self._refresh_s = refresh_s
         self._resolve_timeout_ms = int(resolve_timeout_s * 1000)
@@ -315,6 +354,8 @@ class MdnsLocator:
             self._zc = AsyncZeroconf(
                 interfaces=zeroconf_interfaces(self._interfaces), ip_version=IPVersion.V4Only
             )
+        except ChargeportError as exc:
+            raise DiscoveryError(str(exc)) from None
         except OSError as exc:
             raise DiscoveryError(
                 f"mDNS: cannot open interfaces {self._interfaces or 'all'}: {exc}; "
@@ -422,6 +463,15 @@ class MdnsLocator:
         for line in sorted(self._logged - problems):
             log.info("discovery: resolved: %s", line)
         self._logged = problems
+
+
+def _browses_lan(entries: list[str] | None) -> bool:
+    """True when the chosen interfaces include one that is not loopback."""
+    try:
+        chosen = interface_addresses(entries)
+    except ChargeportError:
+        return True  # start() reports the bad entry
+    return any(not a.startswith("127.") for a in chosen)
 
 
 async def browse(

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -43,11 +44,16 @@ __all__ = [
     "TXT_PROTO",
     "TXT_ROLE",
     "TXT_SERIAL",
+    "WILDCARDS",
     "Advertiser",
     "AdvertiserError",
+    "Interface",
     "advertised_addresses",
     "decode_txt",
+    "host_interfaces",
+    "interface_addresses",
     "txt_record",
+    "unroutable",
     "zeroconf_interfaces",
 ]
 
@@ -71,26 +77,105 @@ class AdvertiserError(ChargeportError):
     """The advertisement could not be published (bad interface, name taken, not started)."""
 
 
-def zeroconf_interfaces(interfaces: list[str] | None) -> InterfaceChoice | list[str]:
-    """Config `mdns_interfaces` -> zeroconf's choice: None or ["all"] mean every interface."""
-    if interfaces is None or "all" in interfaces:
-        return InterfaceChoice.All
-    return list(interfaces)
+WILDCARDS = frozenset({"all", "0.0.0.0", "*"})
 
 
-def advertised_addresses(interfaces: list[str] | None, addresses: list[str] | None) -> list[str]:
-    """IPv4 addresses to publish: explicit ones, the chosen interfaces, or all non-loopback."""
-    if addresses:
-        return list(addresses)
-    if interfaces is not None and "all" not in interfaces:
-        return [a for a in interfaces if _is_ipv4(a)]
-    found = [
-        str(ip.ip)
+@dataclass(frozen=True)
+class Interface:
+    """One network interface: its name and IPv4 addresses (what `ifaddr` reports)."""
+
+    name: str
+    ipv4: tuple[str, ...]
+
+
+def host_interfaces() -> list[Interface]:
+    """This host's interfaces with their IPv4 addresses."""
+    return [
+        Interface(adapter.name, tuple(str(ip.ip) for ip in adapter.ips if ip.is_IPv4))
         for adapter in ifaddr.get_adapters()
-        for ip in adapter.ips
-        if ip.is_IPv4 and not ipaddress.ip_address(str(ip.ip)).is_loopback
     ]
-    return found or ["127.0.0.1"]
+
+
+def _is_wildcard(entries: list[str] | None) -> bool:
+    return entries is None or any(e in WILDCARDS for e in entries)
+
+
+def interface_addresses(
+    entries: list[str] | None, interfaces: list[Interface] | None = None
+) -> list[str]:
+    """Config `mdns_interfaces` -> the IPv4 addresses of the chosen interfaces.
+
+    An entry is an IPv4 address of this host, an interface name (`eth0`), or a wildcard
+    (`all`, `0.0.0.0`, `*`, or no list at all): every interface that is not loopback. Loopback
+    is used only when named (`127.0.0.1`, `lo`) or when the host has nothing else, so a board
+    never tells the LAN to dial 127.0.0.1; 0.0.0.0 is never an address (it means "any").
+    """
+    found = host_interfaces() if interfaces is None else interfaces
+    if _is_wildcard(entries):
+        lan = [a for i in found for a in i.ipv4 if not _is_loopback(a)]
+        if lan:
+            return _unique(lan)
+        log.warning("mDNS: no interface but loopback is up; advertising 127.0.0.1 only")
+        return ["127.0.0.1"]
+    assert entries is not None
+    out: list[str] = []
+    for entry in entries:
+        if _is_ipv4(entry):
+            out.append(entry)
+            continue
+        match = [i for i in found if i.name == entry]
+        if not match:
+            names = ", ".join(i.name for i in found) or "none"
+            raise AdvertiserError(
+                f"link.mdns_interfaces: {entry!r} is neither an IPv4 address nor an interface "
+                f'of this host (interfaces: {names}); use an address, a name, or "all"'
+            )
+        if not match[0].ipv4:
+            raise AdvertiserError(
+                f"link.mdns_interfaces: interface {entry!r} has no IPv4 address; "
+                "bring it up or choose another"
+            )
+        out.extend(match[0].ipv4)
+    return _unique(out)
+
+
+def zeroconf_interfaces(
+    entries: list[str] | None, interfaces: list[Interface] | None = None
+) -> InterfaceChoice | list[str]:
+    """Config `mdns_interfaces` -> zeroconf's choice: a wildcard means every interface."""
+    if _is_wildcard(entries):
+        return InterfaceChoice.All
+    return interface_addresses(entries, interfaces)
+
+
+def advertised_addresses(
+    entries: list[str] | None,
+    addresses: list[str] | None,
+    interfaces: list[Interface] | None = None,
+) -> list[str]:
+    """IPv4 addresses to publish: explicit ones, else those of the chosen interfaces.
+
+    Never the unspecified address: a peer that dialled 0.0.0.0 would reach itself.
+    """
+    if addresses:
+        bad = [a for a in addresses if not _is_ipv4(a) or _is_unspecified(a)]
+        if bad:
+            raise AdvertiserError(
+                f"cannot advertise {', '.join(bad)}: give the board's own IPv4 address"
+            )
+        return list(addresses)
+    return interface_addresses(entries, interfaces)
+
+
+def unroutable(address: str) -> str | None:
+    """Why `address` cannot reach a board on another host, or None when it can."""
+    if not _is_ipv4(address):
+        return "not an IPv4 address"
+    if _is_unspecified(address):
+        return "0.0.0.0 means 'any address', it names no host"
+    if _is_loopback(address):
+        return "a loopback address reaches only the host that dials it"
+    return None
 
 
 def _is_ipv4(text: str) -> bool:
@@ -98,6 +183,18 @@ def _is_ipv4(text: str) -> bool:
         return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
     except ValueError:
         return False
+
+
+def _is_loopback(text: str) -> bool:
+    return _is_ipv4(text) and ipaddress.ip_address(text).is_loopback
+
+
+def _is_unspecified(text: str) -> bool:
+    return _is_ipv4(text) and ipaddress.ip_address(text).is_unspecified
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def txt_record(
@@ -266,7 +363,7 @@ class Advertiser:
         )
         self.port = port if port is not None else self.port
         self._addresses = addresses if addresses is not None else self._addresses
-        if self._interfaces is None or "all" in self._interfaces:
+        if _is_wildcard(self._interfaces):
             # An interface may have changed address: rebind sockets before announcing.
             await self._zc.async_update_interfaces()
         info = self._build_info(self._info.name)

@@ -24,6 +24,7 @@ async def _run(args: argparse.Namespace) -> None:
         firmware_version=args.fw,
         role=args.role,
         interfaces=None if args.interface == ["all"] else args.interface,
+        addresses=args.address,
         cooperating_responders=args.cooperating,
     )
     await adv.start()
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--fw", default="1.0.0")
     parser.add_argument("--role", default="satellite")
     parser.add_argument("--interface", action="append", default=None)
+    parser.add_argument("--address", action="append", default=None)
     parser.add_argument("--cooperating", action="store_true")
     args = parser.parse_args()
     args.interface = args.interface or ["127.0.0.1"]

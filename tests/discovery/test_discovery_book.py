@@ -8,7 +8,14 @@ from __future__ import annotations
 import pytest
 
 from main_node.discovery import BoardRecord, DiscoveryBook
-from satellite.advertiser import decode_txt, txt_record, zeroconf_interfaces
+from satellite.advertiser import (
+    AdvertiserError,
+    Interface,
+    advertised_addresses,
+    decode_txt,
+    txt_record,
+    zeroconf_interfaces,
+)
 
 
 def rec(instance: str, address: str, port: int = 50051, serial: str | None = None) -> BoardRecord:
@@ -166,3 +173,77 @@ def test_browse_mode_reports_nothing_missing_or_unconfigured() -> None:
     book.observe(rec("ANY", "10.0.0.2"))
     report = book.report(now=99.0)
     assert (report.unconfigured, report.never_seen, report.problems()) == ([], [], [])
+
+
+# ------------------------------------------------------------------ what a board advertises
+
+HOST = [
+    Interface("lo", ("127.0.0.1",)),
+    Interface("eth0", ("10.0.0.12",)),
+    Interface("wlan0", ("192.168.5.7",)),
+    Interface("can0", ()),
+]
+
+# (why, mdns_interfaces, explicit addresses, published) - the shipped example used 0.0.0.0,
+# which a satellite published as its own address, so a main on another host dialled itself.
+ADVERTISED = [
+    ("0.0.0.0 is a wildcard: every LAN address", ["0.0.0.0"], None, ["10.0.0.12", "192.168.5.7"]),
+    ("'all' is the same wildcard", ["all"], None, ["10.0.0.12", "192.168.5.7"]),
+    ("no list is the same wildcard", None, None, ["10.0.0.12", "192.168.5.7"]),
+    ("an interface name -> its addresses", ["eth0"], None, ["10.0.0.12"]),
+    ("an address of this host", ["192.168.5.7"], None, ["192.168.5.7"]),
+    ("loopback only when named (one-host station)", ["127.0.0.1"], None, ["127.0.0.1"]),
+    ("explicit addresses win", ["all"], ["10.0.0.99"], ["10.0.0.99"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("why", "entries", "explicit", "published"), ADVERTISED, ids=[c[0] for c in ADVERTISED]
+)
+def test_advertised_addresses_never_publish_the_wildcard(
+    why: str, entries: list[str] | None, explicit: list[str] | None, published: list[str]
+) -> None:
+    assert advertised_addresses(entries, explicit, HOST) == published
+    assert "0.0.0.0" not in published
+
+
+def test_wildcard_on_a_host_with_only_loopback_falls_back_to_loopback() -> None:
+    assert advertised_addresses(["0.0.0.0"], None, [Interface("lo", ("127.0.0.1",))]) == [
+        "127.0.0.1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entries", "explicit", "message"),
+    [
+        (["eth9"], None, "'eth9' is neither an IPv4 address nor an interface"),
+        (["can0"], None, "interface 'can0' has no IPv4 address"),
+        (["all"], ["0.0.0.0"], "cannot advertise 0.0.0.0"),
+    ],
+)
+def test_bad_interface_choice_names_the_key(
+    entries: list[str], explicit: list[str] | None, message: str
+) -> None:
+    with pytest.raises(AdvertiserError, match=message):
+        advertised_addresses(entries, explicit, HOST)
+
+
+def test_zeroconf_binds_the_chosen_interfaces_addresses() -> None:
+    assert zeroconf_interfaces(["eth0", "127.0.0.1"], HOST) == ["10.0.0.12", "127.0.0.1"]
+
+
+def test_book_reports_an_unroutable_advertisement_and_never_dials_0000() -> None:
+    book = DiscoveryBook({"SAT-1": 2, "SAT-2": 3}, lan=True)
+    book.observe(rec("SAT-1", "0.0.0.0"))
+    book.observe(rec("SAT-2", "127.0.0.1"))
+    assert book.current("SAT-1") is None  # nothing else is known: better nothing than itself
+    problems = book.report(0.0).problems()
+    assert any("board SAT-1 advertises 0.0.0.0" in p for p in problems)
+    assert any("board SAT-2 advertises 127.0.0.1 (a loopback address" in p for p in problems)
+
+
+def test_book_on_loopback_only_accepts_loopback_advertisements() -> None:
+    book = DiscoveryBook({"SAT-1": 2}, lan=False)  # the one-host simulation
+    book.observe(rec("SAT-1", "127.0.0.1"))
+    assert book.current("SAT-1") == ("127.0.0.1", 50051)
+    assert book.report(0.0).problems() == []

@@ -162,6 +162,8 @@ async def test_discover_cli_json(advertisers: Factory, unique: Callable[[str], s
         "--json",
         "--timeout",
         "2",
+        "--interface",
+        "127.0.0.1",  # never the host's real network in a test (the default is every one)
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,

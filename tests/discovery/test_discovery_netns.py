@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -84,3 +85,54 @@ async def test_discover_across_bridge_and_follow_renumbering(
         except TimeoutError:
             locator.kill()
             await locator.wait()
+
+
+async def test_shipped_wildcard_advertises_the_real_address_and_discover_finds_it(
+    lab: NetnsLab, advertisers: Factory, unique: Callable[[str], str]
+) -> None:
+    """`mdns_interfaces = ["0.0.0.0"]` (examples/satellite.toml) publishes the board's LAN
+    address, never 0.0.0.0; `chargeport discover` with no flags browses every interface."""
+    serial = unique("W1")
+    sat = advertisers(serial, 50211, "--interface", "0.0.0.0", prefix=lab.exec_prefix("sat1"))
+    await sat.start()
+    proc = await asyncio.create_subprocess_exec(
+        *lab.exec_prefix("main"),
+        str(ROOT / ".venv" / "bin" / "chargeport"),
+        "discover",
+        "--json",
+        "--timeout",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
+    assert proc.returncode == 0, err.decode()
+    (board,) = [b for b in json.loads(out) if b["serial"] == serial]
+    assert (board["address"], board["port"], board["unroutable"]) == ("10.231.0.11", 50211, "")
+    assert "0.0.0.0" not in board["addresses"]
+
+
+async def test_discover_marks_a_board_that_advertises_loopback_on_the_lan(
+    lab: NetnsLab, advertisers: Factory, unique: Callable[[str], str]
+) -> None:
+    """A board told to advertise 127.0.0.1 on a real network is marked, with the fix."""
+    serial = unique("L1")
+    prefix = lab.exec_prefix("sat1")
+    sat = advertisers(serial, 50212, "--interface", "all", "--address", "127.0.0.1", prefix=prefix)
+    await sat.start()
+    proc = await asyncio.create_subprocess_exec(
+        *lab.exec_prefix("main"),
+        str(ROOT / ".venv" / "bin" / "chargeport"),
+        "discover",
+        "--timeout",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), STEP_TIMEOUT_S)
+    assert proc.returncode == 1
+    assert "127.0.0.1 (unroutable)" in out.decode()
+    assert f"board {serial} advertises 127.0.0.1 (a loopback address" in err.decode()
