@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+import chargeport
 from chargeport.config import ConfigError
 from chargeport.errors import ChargeportError
 
-__all__ = ["main"]
+__all__ = ["EX_CONFIG", "main"]
+
+EX_CONFIG = 78  # sysexits.h: a configuration error; systemd shows it as such
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,12 +30,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pki": ("chargeport.pki_cli", "create the station CA and board certificates"),
     "fw": ("system_aggregator.fw_cli", "firmware bundles: keygen, sign, verify"),
     "diag": ("system_aggregator.diag_cli", "collect a combined diagnostics archive"),
+    "meter": ("evse.meter_cli", "metering key and OCMF signed-reading checks"),
+    "hal": ("hal.cli", "board hardware: provision the MCU link key"),
 }
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chargeport", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--version", action="version", version=f"chargeport {chargeport.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():
@@ -44,6 +53,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC's C core logs every failed connection attempt on stderr; our own log says why,
+    # once. `GRPC_VERBOSITY=debug chargeport ...` brings the C core's lines back.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
@@ -53,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = importlib.import_module(args._module).run(args)
         return result
-    except (ConfigError, ChargeportError) as exc:
+    except ConfigError as exc:
+        print(f"chargeport {args.command}: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except ChargeportError as exc:
         print(f"chargeport {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

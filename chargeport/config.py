@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import tomllib
 import types
 import typing
@@ -34,6 +35,7 @@ __all__ = [
     "from_dict",
     "load_config",
     "parse_host_port",
+    "prepare_state_dir",
 ]
 
 T = TypeVar("T")
@@ -134,6 +136,17 @@ class EnergyConfig:
     site_limit_a: float = 63.0
     min_current_a: float = 6.0
     refresh_s: float = 5.0  # re-send limits this often (they expire on the port)
+    # A mains reading (MQTT or meter) older than `mains_max_age_s` is stale: the ports then
+    # share `mains_fallback_a` (what the fuse allows with the building load unknown).
+    mains_max_age_s: float = 30.0
+    mains_fallback_a: float = 6.0
+    mains_required: bool = False  # a mains meter is installed: no reading yet = stale
+    # Sharing below 6 A x the guns that want current (no gun starved, no relay chatter):
+    rotation_s: float = 600.0  # a paused gun takes a running gun's turn after this wait
+    min_on_s: float = 300.0  # rotation never pauses a gun that ran less than this
+    min_pause_s: float = 120.0  # a paused gun stays off this long (and the budget must hold)
+    hysteresis_a: float = 1.0  # a paused gun resumes only with this much above the minimum
+    priority: list[int] = field(default_factory=list)  # connectors served first, best first
 
 
 @dataclass(frozen=True)
@@ -273,6 +286,16 @@ def load_config(path: str | Path, cls: type[T]) -> T:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; give the path of the .toml file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: not readable by this user; check its owner and mode") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); "
+            "save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
@@ -285,6 +308,7 @@ def load_config(path: str | Path, cls: type[T]) -> T:
 
 def _check(config: object) -> None:
     """Value checks that types alone cannot express."""
+    _check_deployment(config)
     if isinstance(config, MainConfig | SatelliteConfig):
         port = config.port
         if not 6.0 <= port.max_current_a <= 80.0:
@@ -305,6 +329,7 @@ def _check(config: object) -> None:
                 f"{2 * link.keepalive_s:g} s (real seconds), got {link.grace_period_s:g}"
             )
     if isinstance(config, MainConfig):
+        _check_energy(config.energy)
         seen: dict[int, str] = {config.station.local_connector: "the local port"}
         serials: set[str] = set()
         if len(config.satellites) > config.station.max_satellites:
@@ -336,3 +361,68 @@ def _check(config: object) -> None:
             parse_host_port(config.agent.listen, allow_any_port=True)
         except ValueError as exc:
             raise ConfigError(f"agent.listen: {exc}") from None
+
+
+def _check_deployment(config: object) -> None:
+    """What a newcomer gets wrong first: names, URLs and the state folder's key."""
+    if isinstance(config, MainConfig):
+        url = config.ocpp.csms_url
+        if url and not url.startswith(("ws://", "wss://")):
+            raise ConfigError(
+                f"ocpp.csms_url: expected a ws:// or wss:// URL (OCPP-J runs over WebSocket), "
+                f"got {url!r}"
+            )
+        if not config.station.state_dir:
+            raise ConfigError("station.state_dir: empty; give a folder the station can write")
+        for i, sat in enumerate(config.satellites):
+            if not sat.serial.strip():
+                raise ConfigError(
+                    f"satellites[{i}].serial: empty; give the serial on the board's sticker"
+                )
+    if isinstance(config, SatelliteConfig):
+        if not config.board.serial.strip():
+            raise ConfigError("board.serial: empty; give the serial on the board's sticker")
+        if not config.board.state_dir:
+            raise ConfigError("board.state_dir: empty; give a folder the board can write")
+
+
+def prepare_state_dir(path: str | Path, key: str) -> Path:
+    """Create the state folder `path` (config key `key`) and check it is a writable folder.
+
+    A file in its place, a read-only disk or a foreign owner is a `ConfigError` naming the key
+    (the CLI exits with EX_CONFIG), not a traceback from the first write much later.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(
+            f"{key}: {folder} is a file, not a folder; point {key} at a folder"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: cannot create {folder} ({exc.strerror}); create it for this user or "
+            f"point {key} elsewhere"
+        ) from None
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: {folder} is not writable ({exc.strerror}); give this user write access "
+            f"(chown/chmod) or point {key} elsewhere"
+        ) from None
+    return folder
+
+
+def _check_energy(energy: EnergyConfig) -> None:
+    """[energy] values that types alone cannot express."""
+    for name in ("mains_max_age_s", "refresh_s"):
+        if not getattr(energy, name) > 0:
+            raise ConfigError(f"energy.{name}: expected > 0 s, got {getattr(energy, name)}")
+    for name in ("mains_fallback_a", "hysteresis_a", "rotation_s", "min_on_s", "min_pause_s"):
+        if not getattr(energy, name) >= 0:
+            raise ConfigError(f"energy.{name}: expected >= 0, got {getattr(energy, name)}")
+    if len(set(energy.priority)) != len(energy.priority):
+        raise ConfigError(f"energy.priority: a connector is listed twice in {energy.priority}")

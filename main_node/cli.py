@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from chargeport.config import MainConfig, load_config
+from chargeport.config import MainConfig, load_config, prepare_state_dir
 from chargeport.errors import ChargeportError
 
 __all__ = ["add_arguments", "run"]
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise ChargeportError(f"--speed: expected a positive number, got {args.speed}")
     config = load_config(args.config, MainConfig)
+    prepare_state_dir(config.station.state_dir, "station.state_dir")  # before anything writes there
     if args.scenario:
         port = dataclasses.replace(config.port, scenario=args.scenario)
         config = dataclasses.replace(config, port=port)

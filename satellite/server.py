@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,6 +40,24 @@ def keepalive_options(keepalive_s: float) -> list[tuple[str, int]]:
     ]
 
 
+def _why_unbindable(host: str, port: int) -> str:
+    """gRPC says only "failed to bind": ask the OS the same question to name the cause."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} is in use (another satellite or program listens there); "
+                    "stop it or choose another port"
+                )
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return f"{host} is not an address of this board; use one of its own or 0.0.0.0"
+            return f"cannot bind: {exc.strerror}"
+    return "cannot bind (gRPC refused the address)"
+
+
 class LinkServer:
     """The agent's server; `start` binds (port 0 = any free port), `stop` drains and closes."""
 
@@ -61,7 +81,10 @@ class LinkServer:
 
     async def start(self) -> int:
         """Bind and serve; returns the bound TCP port."""
-        server = grpc.aio.server(options=keepalive_options(self._keepalive_s))
+        # Exclusive bind: with SO_REUSEPORT (gRPC's default) a second satellite on the same
+        # port starts silently and the kernel splits the main's connections between the two.
+        options = [*keepalive_options(self._keepalive_s), ("grpc.so_reuseport", 0)]
+        server = grpc.aio.server(options=options)
         pb_grpc.add_LinkServicer_to_server(self.agent, server)  # type: ignore[no-untyped-call]
         services = [LINK_SERVICE]
         if self._board_system is not None:
@@ -82,10 +105,10 @@ class LinkServer:
                 bound: int = server.add_insecure_port(address)
             else:
                 bound = server.add_secure_port(address, self._credentials)
-        except RuntimeError as exc:
-            raise ChargeportError(f"agent.listen {self.listen}: cannot bind ({exc})") from None
+        except RuntimeError:
+            bound = 0
         if bound == 0:
-            raise ChargeportError(f"agent.listen {self.listen}: cannot bind (address in use?)")
+            raise ChargeportError(f"agent.listen {self.listen}: {_why_unbindable(host, port)}")
         await server.start()
         for name in services[:-2]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
