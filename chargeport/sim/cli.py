@@ -59,11 +59,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N=FILE",
         help="scenario file for gun N (repeatable)",
     )
-    parser.add_argument("--csms", default="", metavar="ws://HOST:PORT/PATH")
-    parser.add_argument("--mqtt", default="", metavar="HOST:PORT")
-    parser.add_argument("--state-dir", default="", help="keep PKI, keys, databases, logs here")
-    parser.add_argument("--satellites", type=int, default=3)
-    parser.add_argument("--restart-delay", type=float, default=2.0, help="seconds (real)")
+    parser.add_argument(
+        "--csms",
+        default="",
+        metavar="ws://HOST:PORT/PATH",
+        help="an external OCPP 1.6J central system instead of the built-in one",
+    )
+    parser.add_argument(
+        "--mqtt",
+        default="",
+        metavar="HOST:PORT",
+        help="publish every gun on this MQTT broker (retained state under chargeport/<station>)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        default="",
+        help="keep PKI, keys, databases, logs here (default: a temp folder removed on exit)",
+    )
+    parser.add_argument(
+        "--satellites",
+        type=int,
+        default=3,
+        help="satellite boards besides the main (default 3: a 4-gun station)",
+    )
+    parser.add_argument(
+        "--restart-delay",
+        type=float,
+        default=2.0,
+        help="restart a board process that died after this many real seconds, as systemd would",
+    )
     parser.add_argument("--dashboard-port", type=int, default=8080, help="0 = any free port")
     parser.add_argument(
         "--operator-password", default=None, help="dashboard password (default: generated)"

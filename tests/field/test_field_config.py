@@ -110,8 +110,7 @@ def test_non_utf8_config_is_one_line(tmp_path: Path) -> None:
     proc = run("main", "--config", str(config))
     assert proc.returncode == EX_CONFIG
     assert one_line(proc) == (
-        f"chargeport main: {config}: not UTF-8 text (byte 0xfc on line 2); "
-        "save the file as UTF-8"
+        f"chargeport main: {config}: not UTF-8 text (byte 0xfc on line 2); save the file as UTF-8"
     )
 
 
