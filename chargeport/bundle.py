@@ -9,12 +9,18 @@ The signature covers the manifest bytes exactly as stored; the manifest carries 
 size and sha256, so the signature is checked as soon as the header has arrived and the payload
 is checked against the manifest as it streams. `StreamingVerifier` is a pure, synchronous core:
 bytes in, payload bytes out, errors raised; the caller does the I/O.
+
+Anti-rollback (OCA "Improved security for OCPP 1.6-J", firmware management): a bundle older
+than the installed firmware (semantic version precedence, semver.org 2.0.0 §11) is refused
+unless its *signed* manifest carries `allow_downgrade: true` (`chargeport fw sign
+--allow-downgrade`). The flag is inside the signed bytes, so only the key holder can permit it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import time
 from collections.abc import Iterable, Sequence
@@ -26,15 +32,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from chargeport.errors import ChargeportError
+from chargeport.pki import write_secret
 
 __all__ = [
     "MAGIC",
     "BundleError",
     "Corrupt",
+    "Downgrade",
     "InvalidSignature",
     "Manifest",
     "StreamingVerifier",
     "WrongTarget",
+    "check_downgrade",
+    "compare_versions",
     "generate_keypair",
     "load_private_key",
     "load_public_key",
@@ -66,6 +76,64 @@ class WrongTarget(BundleError):
     """The bundle is signed correctly but built for another kind of board."""
 
 
+class Downgrade(BundleError):
+    """The bundle is older than the installed firmware and not signed as a permitted downgrade."""
+
+
+# semver.org 2.0.0 §2, §9, §10: MAJOR.MINOR.PATCH[-prerelease][+build]; a leading "v" tolerated.
+_SEMVER = re.compile(
+    r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+_Key = tuple[tuple[int, int, int], tuple[tuple[int, int | str], ...] | None]
+
+
+def _version_key(version: str) -> _Key:
+    match = _SEMVER.fullmatch(version.strip())
+    if match is None:
+        raise ValueError(f"{version!r} is not a semantic version (MAJOR.MINOR.PATCH)")
+    core = (int(match[1]), int(match[2]), int(match[3]))
+    if match[4] is None:
+        return core, None
+    # §11.4: numeric identifiers compare numerically and sort before alphanumeric ones.
+    pre = tuple((0, int(p)) if p.isdigit() else (1, p) for p in match[4].split("."))
+    return core, pre
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as `a` precedes, equals or follows `b` (semver.org 2.0.0 §11); build
+    metadata is ignored (§10). `ValueError` when either is not a semantic version."""
+    (core_a, pre_a), (core_b, pre_b) = _version_key(a), _version_key(b)
+    if core_a != core_b:
+        return -1 if core_a < core_b else 1
+    if pre_a == pre_b:
+        return 0
+    if pre_a is None or pre_b is None:  # §11.3: a pre-release precedes its release
+        return 1 if pre_a is None else -1
+    # §11.4: compare identifier by identifier; a longer list wins when all before are equal.
+    for x, y in zip(pre_a, pre_b, strict=False):
+        if x != y:
+            return -1 if x < y else 1
+    return -1 if len(pre_a) < len(pre_b) else 1
+
+
+def check_downgrade(manifest: Manifest, installed: str) -> None:
+    """Refuse (`Downgrade`) a bundle older than `installed` unless it is signed as a permitted
+    downgrade; a version that cannot be compared is refused the same way (fail closed)."""
+    if manifest.allow_downgrade:
+        return
+    try:
+        older = compare_versions(manifest.version, installed) < 0
+    except ValueError as exc:
+        raise Downgrade(f"cannot compare firmware versions: {exc}") from None
+    if older:
+        raise Downgrade(
+            f"firmware {manifest.version} is older than the installed {installed} "
+            "(anti-rollback: sign it with --allow-downgrade to permit this)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     version: str
@@ -73,10 +141,15 @@ class Manifest:
     size: int
     sha256: str
     created: float
+    allow_downgrade: bool = False
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON (sorted keys, no spaces): the bytes that get signed."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON (sorted keys, no spaces): the bytes that get signed. The downgrade
+        flag is written only when set, so an ordinary bundle keeps its original form."""
+        fields = asdict(self)
+        if not self.allow_downgrade:
+            del fields["allow_downgrade"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
@@ -89,6 +162,7 @@ class Manifest:
                 size=int(raw["size"]),
                 sha256=str(raw["sha256"]),
                 created=float(raw["created"]),
+                allow_downgrade=_flag(raw.get("allow_downgrade", False)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise Corrupt(f"bundle manifest is not valid: {exc}") from None
@@ -97,19 +171,32 @@ class Manifest:
         return manifest
 
 
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("allow_downgrade must be true or false")
+    return value
+
+
 class StreamingVerifier:
     """Feed bundle bytes in order; get payload bytes back; `finish()` returns the manifest.
 
     Raises `InvalidSignature` as soon as the header is complete and unsigned by a trusted key,
-    `WrongTarget` right after, and `Corrupt` for bad framing, extra bytes, truncation or a
-    payload digest mismatch (the last two only at `finish()`).
+    `WrongTarget` right after, then `Downgrade` when `installed` is given and the bundle is older,
+    and `Corrupt` for bad framing, extra bytes, truncation or a payload digest mismatch (the last
+    two only at `finish()`).
     """
 
-    def __init__(self, trusted_keys: Sequence[Ed25519PublicKey], target: str | None) -> None:
+    def __init__(
+        self,
+        trusted_keys: Sequence[Ed25519PublicKey],
+        target: str | None,
+        installed: str | None = None,
+    ) -> None:
         if not trusted_keys:
             raise InvalidSignature("no trusted firmware keys are configured")
         self._keys = list(trusted_keys)
         self._target = target
+        self._installed = installed
         self._header = bytearray()
         self._manifest: Manifest | None = None
         self._header_size = 0
@@ -183,6 +270,8 @@ class StreamingVerifier:
             raise WrongTarget(
                 f"bundle is for target {manifest.target!r}, this station is {self._target!r}"
             )
+        if self._installed is not None:
+            check_downgrade(manifest, self._installed)
         self._manifest = manifest
         return True
 
@@ -208,8 +297,17 @@ def sign_bundle(
     target: str,
     out_path: str | Path,
     created: float | None = None,
+    *,
+    allow_downgrade: bool = False,
 ) -> Manifest:
-    """Write a signed bundle for `payload_path` to `out_path`, streaming (two passes)."""
+    """Write a signed bundle for `payload_path` to `out_path`, streaming (two passes).
+
+    `allow_downgrade` signs the bundle as installable over a newer version (anti-rollback
+    exception); `version` must be a semantic version so boards can compare it."""
+    try:
+        _version_key(version)  # now, rather than a bundle that every board refuses
+    except ValueError as exc:
+        raise BundleError(f"cannot sign: version {exc}") from None
     payload_path = Path(payload_path)
     digest = hashlib.sha256()
     size = 0
@@ -222,6 +320,7 @@ def sign_bundle(
         size=size,
         sha256=digest.hexdigest(),
         created=time.time() if created is None else created,
+        allow_downgrade=allow_downgrade,
     )
     body = manifest.to_bytes()
     with Path(out_path).open("wb") as out:
@@ -232,10 +331,14 @@ def sign_bundle(
 
 
 def verify_file(
-    path: str | Path, trusted_keys: Sequence[Ed25519PublicKey], target: str | None
+    path: str | Path,
+    trusted_keys: Sequence[Ed25519PublicKey],
+    target: str | None,
+    installed: str | None = None,
 ) -> Manifest:
-    """Verify a bundle on disk in bounded memory; raises a `BundleError`."""
-    verifier = StreamingVerifier(trusted_keys, target)
+    """Verify a bundle on disk in bounded memory (and refuse a downgrade below `installed`);
+    raises a `BundleError`."""
+    verifier = StreamingVerifier(trusted_keys, target, installed)
     try:
         for chunk in _chunks(Path(path)):
             verifier.feed(chunk)
@@ -253,8 +356,7 @@ def generate_keypair(out: str | Path) -> Path:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    out.write_bytes(pem)
-    out.chmod(0o600)
+    write_secret(out, pem)  # 0600 from the first byte
     pub = out.with_name(out.name + ".pub")
     pub.write_bytes(
         key.public_key().public_bytes(

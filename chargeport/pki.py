@@ -36,6 +36,7 @@ __all__ = [
     "main_pair",
     "satellite_pair",
     "server_credentials",
+    "write_secret",
 ]
 
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")  # must be a valid DNS label
@@ -81,15 +82,33 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def write_secret(path: str | Path, data: bytes | str) -> None:
+    """Write a file only its owner can read (0600): keys, configs holding passwords.
+
+    The bytes go to a temporary file created 0600 in the same directory, then replace `path`
+    atomically: the secret is never readable by others, not even for a moment, and an existing
+    0644 file is not reused with its old mode."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # whatever the umask said
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_secret(path, pem)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
@@ -191,7 +210,7 @@ def init_pki(
     Existing files are kept unless `force`; returns the files written.
     """
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
     written: list[Path] = []
     if force or not (d / "ca.pem").exists():
         _make_ca(d, station_id, days)

@@ -24,8 +24,10 @@ from chargeport.board import (
     FirmwareStage,
     ResetKind,
 )
+from chargeport.security_log import INVALID_BOARD_TIME, security_event
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc
+from satellite.board_system import check_board_time
 
 __all__ = ["BoardServicer", "progress_to_pb"]
 
@@ -130,10 +132,13 @@ class BoardServicer(link_pb2_grpc.BoardServicer):
     async def SetTime(
         self, request: pb.SetTimeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetTimeReply:
-        if request.time <= 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "time must be unix seconds > 0")
+        try:
+            check_board_time(request.time)  # before the board: NaN, inf, 1e18 never reach it
+        except ValueError as exc:
+            security_event(INVALID_BOARD_TIME, f"SetTime from {context.peer()}: {exc}")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             offset = await self._board.set_time(request.time)
-        except BoardError as exc:
+        except (BoardError, ValueError) as exc:
             await _abort(context, exc, install=False)
         return pb.SetTimeReply(offset_s=offset)

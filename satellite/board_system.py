@@ -38,17 +38,24 @@ from chargeport.board import (
 )
 from chargeport.bundle import (
     BundleError,
+    Downgrade,
     InvalidSignature,
     StreamingVerifier,
     load_trusted_keys,
 )
 from chargeport.clock import Clock, RealClock
+from chargeport.security_log import (
+    FIRMWARE_DOWNGRADE_REFUSED,
+    INVALID_BOARD_TIME,
+    security_event,
+)
 
 __all__ = [
     "RESTART_EXIT_CODE",
     "BoardLogHandler",
     "LocalBoardSystem",
     "SlotState",
+    "check_board_time",
     "read_log_window",
 ]
 
@@ -60,6 +67,10 @@ RESTART_EXIT_CODE = 75
 SLOTS = ("A", "B")
 LOG_CHUNK = 64 * 1024
 PROGRESS_EVERY = 4 * 1024 * 1024  # bytes between Receiving progress reports
+
+# A board time outside this window is a broken or hostile peer, not a clock to follow.
+EARLIEST_TIME = 1_577_836_800.0  # 2020-01-01T00:00:00Z
+LATEST_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 
 # OCPP 2.0.1 BootReasonEnumType values (the closest standard vocabulary; 1.6 has none).
 BOOT_POWER_UP = "PowerUp"
@@ -144,6 +155,15 @@ class SlotState:
         reason = state.pending_boot_reason or BOOT_POWER_UP
         return dataclasses.replace(
             state, boot_reason=reason, pending_boot_reason="", boot_id=boot_id
+        )
+
+
+def check_board_time(unix_time: float) -> None:
+    """`ValueError` (one line) unless `unix_time` is finite and within 2020..2100."""
+    if not isinstance(unix_time, (int, float)) or not EARLIEST_TIME <= unix_time < LATEST_TIME:
+        # NaN fails both comparisons, +-inf and 1e18 fail one: all refused here.
+        raise ValueError(
+            f"board time {unix_time!r} refused: must be unix seconds between 2020 and 2100"
         )
 
 
@@ -308,7 +328,8 @@ class LocalBoardSystem:
             shutil.rmtree(slot, ignore_errors=True)
             slot.mkdir(parents=True)
             part = slot / "payload.part"
-            verifier = StreamingVerifier(self._keys, self._target)
+            # Anti-rollback: the board compares against what it runs, whatever the main says.
+            verifier = StreamingVerifier(self._keys, self._target, self.firmware_version)
             reported = 0
             loop = asyncio.get_running_loop()
             # Hashing and writing run on a worker thread (hashlib and file writes release the
@@ -346,6 +367,10 @@ class LocalBoardSystem:
             except InvalidSignature as exc:
                 shutil.rmtree(slot, ignore_errors=True)
                 raise FirmwareRejected(FirmwareStage.INVALID_SIGNATURE, str(exc)) from None
+            except Downgrade as exc:
+                shutil.rmtree(slot, ignore_errors=True)
+                security_event(FIRMWARE_DOWNGRADE_REFUSED, f"board {self.serial}: {exc}")
+                raise FirmwareRejected(FirmwareStage.FAILED, str(exc)) from None
             except (BundleError, OSError) as exc:
                 shutil.rmtree(slot, ignore_errors=True)
                 raise FirmwareRejected(FirmwareStage.FAILED, str(exc)) from None
@@ -401,7 +426,13 @@ class LocalBoardSystem:
         await self._restart()
 
     async def set_time(self, unix_time: float) -> float:
-        """Board-local offset only: the host clock is never changed (sim and tests share it)."""
+        """Board-local offset only: the host clock is never changed (sim and tests share it).
+        `ValueError` for a time that is not finite or outside 2020..2100."""
+        try:
+            check_board_time(unix_time)
+        except ValueError as exc:
+            security_event(INVALID_BOARD_TIME, f"board {self.serial}: {exc}")
+            raise
         before = self.now() - unix_time
         self._offset = unix_time - self._clock.time()
         return before

@@ -40,6 +40,7 @@ from chargeport.board import (
 )
 from chargeport.bundle import (
     BundleError,
+    Downgrade,
     InvalidSignature,
     Manifest,
     WrongTarget,
@@ -47,10 +48,21 @@ from chargeport.bundle import (
     verify_file,
 )
 from chargeport.clock import Clock, RealClock
+from chargeport.security_log import (
+    FIRMWARE_DOWNGRADE_REFUSED,
+    INVALID_TRANSFER_LOCATION,
+    security_event,
+)
 from chargeport.tasks import OwnedTasks
 from system_aggregator.api import StatusCallback
 from system_aggregator.diagnostics import archive_name, board_serial, collect_archive
-from system_aggregator.transfer import TransferError, download, upload
+from system_aggregator.transfer import (
+    TransferError,
+    TransferRefused,
+    check_location,
+    download,
+    upload,
+)
 
 __all__ = [
     "OnceReporter",
@@ -83,11 +95,12 @@ class RolloutFailed(Exception):
 
 def download_status(exc: Exception) -> str:
     """OCPP FirmwareStatus for a failed download/verify: a refused signature is
-    InvalidSignature (OCPP 1.6 security whitepaper), a bundle for another board type is
-    InstallationFailed (it downloaded fine but cannot be installed), the rest DownloadFailed."""
+    InvalidSignature (OCPP 1.6 security whitepaper), a bundle for another board type or older
+    than the installed firmware is InstallationFailed (it downloaded fine but must not be
+    installed), the rest DownloadFailed."""
     if isinstance(exc, InvalidSignature):
         return "InvalidSignature"
-    if isinstance(exc, WrongTarget):
+    if isinstance(exc, (WrongTarget, Downgrade)):
         return "InstallationFailed"
     return "DownloadFailed"
 
@@ -105,6 +118,16 @@ def drifted(offsets: dict[str, float], threshold_s: float) -> list[str]:
     return sorted(
         s for s, off in offsets.items() if not math.isfinite(off) or abs(off) > threshold_s
     )
+
+
+def _location_allowed(location: str, what: str) -> bool:
+    """False, with one security-event log line, for a location the CSMS must not use."""
+    try:
+        check_location(location)
+    except TransferRefused as exc:
+        security_event(INVALID_TRANSFER_LOCATION, f"{what} refused: {exc}")
+        return False
+    return True
 
 
 class OnceReporter:
@@ -181,6 +204,9 @@ class SystemAggregator:
     ) -> None:
         """UpdateFirmware end to end; statuses go to `on_status`, each once."""
         report = OnceReporter(on_status)
+        if not _location_allowed(location, "firmware download"):
+            await report("DownloadFailed")  # before any I/O, and without waiting for the date
+            return
         async with self._fw_lock:
             await self._clock.sleep(retrieve_date - self._clock.time())
             await report("Downloading")
@@ -188,10 +214,13 @@ class SystemAggregator:
             with tempfile.TemporaryDirectory(dir=self._work, prefix="fw-") as tmp:
                 bundle = Path(tmp) / "bundle"
                 try:
+                    installed = (await self.local.info()).firmware_version
                     manifest = await self._download_verified(
-                        location, bundle, retries, retry_interval_s
+                        location, bundle, retries, retry_interval_s, installed
                     )
-                except (BundleError, TransferError) as exc:
+                except (BundleError, TransferError, BoardError) as exc:
+                    if isinstance(exc, Downgrade):
+                        security_event(FIRMWARE_DOWNGRADE_REFUSED, f"station: {exc}")
                     log.error("firmware download refused: %s", exc)
                     await report(download_status(exc))
                     return
@@ -206,16 +235,18 @@ class SystemAggregator:
             await report("Installed")
 
     async def _download_verified(
-        self, location: str, dest: Path, retries: int, retry_interval_s: float
+        self, location: str, dest: Path, retries: int, retry_interval_s: float, installed: str
     ) -> Manifest:
         # OCPP 1.6 §6.49: retries = how many times to try before giving up.
         attempts = max(1, retries)
         for attempt in range(1, attempts + 1):
             try:
                 await download(location, dest)
-                return await asyncio.to_thread(verify_file, dest, self._keys, self._target)
-            except (InvalidSignature, WrongTarget):
-                raise  # the same bytes will be refused again
+                return await asyncio.to_thread(
+                    verify_file, dest, self._keys, self._target, installed
+                )
+            except (InvalidSignature, WrongTarget, Downgrade, TransferRefused):
+                raise  # the same bytes (or the same location) will be refused again
             except (BundleError, TransferError) as exc:
                 if attempt == attempts:
                     raise
@@ -440,6 +471,9 @@ class SystemAggregator:
         on_status: StatusCallback,
     ) -> None:
         report = OnceReporter(on_status)
+        if not _location_allowed(location, "diagnostics upload"):
+            await report("UploadFailed")  # before any I/O: no board log is even read
+            return
         await report("Uploading")
         self._work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._work, prefix="diag-out-") as tmp:

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sign.add_argument("--target", required=True, help="board target, e.g. chargeport-board")
     sign.add_argument("payload", metavar="PAYLOAD", help="firmware image to sign")
     sign.add_argument("-o", "--out", required=True, metavar="BUNDLE", help="bundle to write")
+    sign.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="sign the bundle as installable over a newer version (anti-rollback exception)",
+    )
     verify = sub.add_parser("verify", help="check a bundle's signature, target and payload")
     verify.add_argument("--pub", required=True, action="append", help="trusted public key")
     verify.add_argument("--target", default=None, help="refuse bundles for another target")
@@ -49,8 +54,15 @@ def _run(args: argparse.Namespace) -> str:
         return f"wrote {args.out} and {pub}"
     if args.fw_command == "sign":
         key = load_private_key(args.key)
-        m = sign_bundle(args.payload, key, args.version, args.target, args.out)
-        return f"signed {args.out}: {m.target} {m.version} ({m.size} bytes)"
+        m = sign_bundle(
+            args.payload, key, args.version, args.target, args.out,
+            allow_downgrade=args.allow_downgrade,
+        )  # fmt: skip
+        downgrade = ", downgrade permitted" if m.allow_downgrade else ""
+        return f"signed {args.out}: {m.target} {m.version} ({m.size} bytes{downgrade})"
     keys = [load_public_key(p) for p in args.pub]
     m = verify_file(args.bundle, keys, args.target)
-    return f"ok {args.bundle}: {m.target} {m.version} ({m.size} bytes, sha256 {m.sha256})"
+    downgrade = ", downgrade permitted" if m.allow_downgrade else ""
+    return (
+        f"ok {args.bundle}: {m.target} {m.version} ({m.size} bytes, sha256 {m.sha256}{downgrade})"
+    )

@@ -1,14 +1,20 @@
-"""Streamed file transfers for firmware download and diagnostics upload: http(s) and ftp.
+"""Streamed file transfers for firmware download and diagnostics upload: http(s), ftp(s).
 
-http(s) goes through aiohttp; ftp through the standard ftplib in a worker thread (the only
-blocking part), with `user:password@` taken from the URL. Files stream between disk and the
-socket in chunks; nothing holds a whole file in memory. Every failure is one `TransferError`.
+http(s) goes through aiohttp; ftp and ftps (explicit TLS, RFC 4217, data channel protected)
+through the standard ftplib in a worker thread (the only blocking part), with `user:password@`
+taken from the URL. Files stream between disk and the socket in chunks; nothing holds a whole
+file in memory. Every failure is one `TransferError`.
+
+The location comes from the CSMS, so it is checked before any I/O (`check_location`): only
+http, https, ftp and ftps with a host. `file://` and every other scheme would let the CSMS read
+or write this board's files; they raise `TransferRefused` and are never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ftplib
+import ssl
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -16,33 +22,62 @@ import aiohttp
 
 from chargeport.errors import ChargeportError
 
-__all__ = ["TransferError", "download", "upload"]
+__all__ = [
+    "ALLOWED_SCHEMES",
+    "TransferError",
+    "TransferRefused",
+    "check_location",
+    "download",
+    "upload",
+]
 
 CHUNK = 256 * 1024
 FTP_TIMEOUT_S = 30.0
+ALLOWED_SCHEMES = ("http", "https", "ftp", "ftps")
 
 
 class TransferError(ChargeportError):
     """A download or upload failed (unreachable, refused, or cut short)."""
 
 
-def _scheme(url: str) -> str:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https", "ftp", "file"):
-        raise TransferError(f"unsupported location {url!r}: use http, https or ftp")
+class TransferRefused(TransferError):
+    """The location is not allowed (scheme or missing host); nothing was read or written."""
+
+
+def check_location(url: str) -> str:
+    """The URL's scheme when it is http, https, ftp or ftps with a host; else `TransferRefused`.
+    Pure: no I/O, no logging (the caller records the security event)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. a malformed IPv6 literal or port
+        raise TransferRefused(f"location {_redact_safe(url)!r} is not a URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise TransferRefused(
+            f"location scheme {scheme or '(none)'!r} refused in {_redact_safe(url)!r}: "
+            "only http, https, ftp and ftps are allowed"
+        )
+    if not host:
+        raise TransferRefused(f"location {_redact_safe(url)!r} has no host")
     return scheme
+
+
+def _redact_safe(url: str) -> str:
+    try:
+        return _redact(url)
+    except ValueError:
+        return "<unparsable>"
 
 
 async def download(url: str, dest: Path, timeout_s: float = 300.0) -> None:
     """Fetch `url` into `dest`, streaming; `TransferError` on any failure."""
-    scheme = _scheme(url)
+    scheme = check_location(url)
     try:
         if scheme in ("http", "https"):
             await _http_get(url, dest, timeout_s)
-        elif scheme == "ftp":
-            await asyncio.to_thread(_ftp_get, url, dest)
         else:
-            await asyncio.to_thread(_file_copy, Path(unquote(urlsplit(url).path)), dest)
+            await asyncio.to_thread(_ftp_get, url, dest)
     except (OSError, aiohttp.ClientError, TimeoutError, ftplib.Error, EOFError) as exc:
         raise TransferError(f"download from {_redact(url)} failed: {_why(exc)}") from None
 
@@ -50,18 +85,14 @@ async def download(url: str, dest: Path, timeout_s: float = 300.0) -> None:
 async def upload(url: str, src: Path, name: str, timeout_s: float = 300.0) -> str:
     """Send `src` as `name` to the directory `url` (OCPP 1.6 GetDiagnostics.location).
 
-    ftp: STOR into the URL's directory. http(s): PUT to `url` + `name` when the URL ends with
+    ftp(s): STOR into the URL's directory. http(s): PUT to `url` + `name` when the URL ends with
     '/', else POST multipart (field `file`) to the URL. Returns where it went.
     """
-    scheme = _scheme(url)
+    scheme = check_location(url)
     try:
         if scheme in ("http", "https"):
             return await _http_put_post(url, src, name, timeout_s)
-        if scheme == "ftp":
-            return await asyncio.to_thread(_ftp_put, url, src, name)
-        target = Path(unquote(urlsplit(url).path)) / name
-        await asyncio.to_thread(_file_copy, src, target)
-        return str(target)
+        return await asyncio.to_thread(_ftp_put, url, src, name)
     except (OSError, aiohttp.ClientError, TimeoutError, ftplib.Error, EOFError) as exc:
         raise TransferError(f"upload to {_redact(url)} failed: {_why(exc)}") from None
 
@@ -114,10 +145,17 @@ async def _http_put_post(url: str, src: Path, name: str, timeout_s: float) -> st
 
 def _ftp_open(url: str) -> tuple[ftplib.FTP, str]:
     parts = urlsplit(url)
-    ftp = ftplib.FTP(timeout=FTP_TIMEOUT_S)
+    tls = parts.scheme.lower() == "ftps"
+    ftp = (
+        ftplib.FTP_TLS(timeout=FTP_TIMEOUT_S, context=ssl.create_default_context())
+        if tls
+        else ftplib.FTP(timeout=FTP_TIMEOUT_S)
+    )
     try:
         ftp.connect(parts.hostname or "", parts.port or 21)
         ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
+        if isinstance(ftp, ftplib.FTP_TLS):
+            ftp.prot_p()  # RFC 4217 §9: the data channel is encrypted too
     except BaseException:
         ftp.close()
         raise
@@ -145,9 +183,3 @@ def _ftp_put(url: str, src: Path, name: str) -> str:
     finally:
         ftp.close()
     return _redact(url.rstrip("/") + "/" + name)
-
-
-def _file_copy(src: Path, dest: Path) -> None:
-    with src.open("rb") as f, dest.open("wb") as out:
-        while chunk := f.read(CHUNK):
-            out.write(chunk)

@@ -104,11 +104,11 @@ async def test_logs_filtered_by_window(tmp_path: Path, keys: Keys) -> None:
 
 
 async def test_set_time_offset_and_reset_boot_reason(tmp_path: Path, keys: Keys) -> None:
-    clock = ManualClock(1_000.0)
+    clock = ManualClock(1_760_000_000.0)
     b = LocalBoardSystem("S", "satellite", tmp_path, [keys.pub], TARGET, clock=clock)
-    assert await b.set_time(1_010.0) == pytest.approx(-10.0)
-    assert (await b.info()).time == pytest.approx(1_010.0)
-    assert await b.set_time(1_010.0) == pytest.approx(0.0)
+    assert await b.set_time(1_760_000_010.0) == pytest.approx(-10.0)
+    assert (await b.info()).time == pytest.approx(1_760_000_010.0)
+    assert await b.set_time(1_760_000_010.0) == pytest.approx(0.0)
     boot = (await b.info()).boot_id
     await b.reset(ResetKind.SOFT)
     info = await b.info()

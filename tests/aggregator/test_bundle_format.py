@@ -95,13 +95,13 @@ def test_fw_cli_keygen_sign_verify(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli(["fw", "keygen", "--out", str(key)]) == 0
     (tmp_path / "img").write_bytes(b"firmware" * 1000)
     bundle = tmp_path / "img.bundle"
-    args = ["fw", "sign", "--key", str(key), "--version", "3.1", "--target", TARGET]
+    args = ["fw", "sign", "--key", str(key), "--version", "3.1.0", "--target", TARGET]
     assert cli([*args, str(tmp_path / "img"), "-o", str(bundle)]) == 0
     assert cli(["fw", "verify", "--pub", f"{key}.pub", "--target", TARGET, str(bundle)]) == 0
-    assert "3.1" in capsys.readouterr().out
+    assert "3.1.0" in capsys.readouterr().out
     assert cli(["fw", "verify", "--pub", f"{key}.pub", "--target", "x", str(bundle)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "target" in err
     assert cli(["fw", "verify", "--pub", str(key), str(bundle)]) == 2  # a private key file
-    assert cli(["fw", "sign", "--key", str(key), "--version", "1", "--target", "t",
+    assert cli(["fw", "sign", "--key", str(key), "--version", "1.0.0", "--target", "t",
                 str(tmp_path / "missing"), "-o", str(bundle)]) == 2  # fmt: skip
