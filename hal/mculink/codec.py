@@ -1,7 +1,8 @@
 """Sans-IO frame codec of the host <-> safety MCU serial link: bytes in, events out.
 
-Theory of operation. A frame on the wire is COBS-encoded and ends with one 0x00 byte, so a
-receiver resynchronises at the next 0x00 whatever garbage came before. Decoded, a frame is
+The normative description (with test vectors and a C reference) is docs/mcu-link.md; this
+summary must agree with it. A frame on the wire is COBS-encoded and ends with one 0x00 byte,
+so a receiver resynchronises at the next 0x00 whatever garbage came before. Decoded, a frame is
 
     type (1) | direction (1) | body | CRC-32 (4, big endian, over everything before it)
 
@@ -11,14 +12,17 @@ Bodies are ChaCha20-Poly1305 (RFC 8439) with the header as associated data:
 - HELLO (host -> MCU): random 12-byte nonce | AEAD_K(host_random 16)
 - HELLO_ACK (MCU -> host): random 12-byte nonce | AEAD_K(host_random 16 | mcu_random 16)
 - DATA: counter (8) | AEAD_S(message), nonce = direction byte | 3 zero bytes | counter
+- PROVISION (host -> MCU): the new key K (32), in clear; only a blank MCU (no key) takes it
+- PROVISION_ACK (MCU -> host): status (1), 0 = stored, 1 = refused (the MCU has a key)
 
 K is the long-term link key (`port.link_key_file`); each handshake derives a fresh session key
 S = HKDF-SHA256(K, salt = host_random | mcu_random). Counters start at 1 per session and
 direction, and the direction byte is in the nonce, so a (key, nonce) pair never repeats even
 though both sides restart their counters after a reboot. Handshake nonces are random 96-bit
 values under K (few per key lifetime). A DATA frame whose counter is not above the last one
-accepted is a replay (the UART delivers in order, so no window is needed). Nothing a peer sends
-makes the decoder raise: bad frames are dropped and counted in `LinkStats`.
+accepted is a replay (the UART delivers in order, so no window is needed). A provisioned key
+is replaced only inside a session (the `SetLinkKey` message). Nothing a peer sends makes the
+decoder raise: bad frames are dropped and counted in `LinkStats`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cobs import cobs
 from cryptography.exceptions import InvalidTag
@@ -42,20 +46,30 @@ from hal.mculink.messages import Message, MessageError, decode_message, encode_m
 __all__ = [
     "MAX_FRAME",
     "FrameCodec",
+    "KeyProvisioned",
     "LinkError",
     "LinkEvent",
     "LinkNotReady",
     "LinkStats",
     "MessageReceived",
+    "ProvisionAnswered",
     "Role",
     "SessionEstablished",
     "Transmit",
 ]
 
 MAX_FRAME = 256  # bytes of a decoded frame; longer runs without a delimiter are garbage
-_HELLO, _HELLO_ACK, _DATA = 0x01, 0x02, 0x03
+_HELLO, _HELLO_ACK, _DATA, _PROVISION, _PROVISION_ACK = 0x01, 0x02, 0x03, 0x04, 0x05
 _TAG = 16
-_MIN_FRAME = 2 + 8 + _TAG + 4  # header, counter, tag, CRC: the smallest frame (DATA)
+_MIN_FRAME = 2 + 1 + 4  # header, one body byte, CRC: the smallest frame (PROVISION_ACK)
+# The shortest body (after the 2-byte header) of each frame type; shorter is `truncated`.
+_MIN_BODY = {
+    _HELLO: 12 + 16 + _TAG,
+    _HELLO_ACK: 12 + 32 + _TAG,
+    _DATA: 8 + _TAG,
+    _PROVISION: 32,
+    _PROVISION_ACK: 1,
+}
 _COUNTER = struct.Struct(">Q")
 _INFO = b"chargeport mculink v1 session"
 
@@ -120,22 +134,43 @@ class MessageReceived:
     message: Message
 
 
-LinkEvent = Transmit | SessionEstablished | MessageReceived
+@dataclass(frozen=True, slots=True)
+class KeyProvisioned:
+    """MCU: a blank MCU took a link key from PROVISION; persist it before anything else."""
+
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionAnswered:
+    """Host: the MCU answered our PROVISION (stored = False: it already holds a key)."""
+
+    stored: bool
+
+
+LinkEvent = Transmit | SessionEstablished | MessageReceived | KeyProvisioned | ProvisionAnswered
 
 
 class FrameCodec:
-    """One end of the link. `receive_data` never raises; `start`/`send` return wire bytes."""
+    """One end of the link. `receive_data` never raises; `start`/`send` return wire bytes.
 
-    def __init__(self, key: bytes, role: Role, random: Callable[[int], bytes] = os.urandom) -> None:
-        if len(key) != 32:
-            raise ValueError("the MCU link key must be 32 bytes")
-        self._key = ChaCha20Poly1305(key)
-        self._key_bytes = key
+    `key` None is a blank MCU (factory state): it answers only PROVISION."""
+
+    def __init__(
+        self, key: bytes | None, role: Role, random: Callable[[int], bytes] = os.urandom
+    ) -> None:
+        if key is None and role is Role.HOST:
+            raise ValueError("the host end of the MCU link needs a key")
         self.role = role
         self._random = random
+        self._key: ChaCha20Poly1305 | None = None
+        self._key_bytes = b""
+        if key is not None:
+            self.rekey(key)
         self._peer = Role.MCU if role is Role.HOST else Role.HOST
         self._session: ChaCha20Poly1305 | None = None
         self._host_random = b""
+        self._provisioning = False  # host: a PROVISION is waiting for its answer
         self._tx_counter = 0
         self._rx_counter = 0
         self._buffer = bytearray()
@@ -147,6 +182,18 @@ class FrameCodec:
         """True once a session key is in place."""
         return self._session is not None
 
+    @property
+    def provisioned(self) -> bool:
+        """True when this end holds a long-term key."""
+        return self._key is not None
+
+    def rekey(self, key: bytes) -> None:
+        """Use `key` as the long-term key from the next handshake on (the session goes on)."""
+        if len(key) != 32:
+            raise ValueError("the MCU link key must be 32 bytes")
+        self._key = ChaCha20Poly1305(key)
+        self._key_bytes = key
+
     def start(self) -> bytes:
         """Host: begin (or restart) the handshake; returns the HELLO frame to write."""
         if self.role is not Role.HOST:
@@ -154,6 +201,15 @@ class FrameCodec:
         self._session = None
         self._host_random = self._random(16)
         return self._frame(_HELLO, self._seal_long_term(_HELLO, self._host_random))
+
+    def provision(self, key: bytes) -> bytes:
+        """Host: the PROVISION frame offering `key` to a blank MCU (the key travels in clear)."""
+        if self.role is not Role.HOST:
+            raise LinkError("only the host provisions a key")
+        if len(key) != 32:
+            raise ValueError("the MCU link key must be 32 bytes")
+        self._provisioning = True
+        return self._frame(_PROVISION, key)
 
     def send(self, message: Message) -> bytes:
         """Encrypt `message` under the session key; returns the frame to write."""
@@ -213,14 +269,24 @@ class FrameCodec:
             self.stats.crc_errors += 1
             return []
         kind, direction, payload = body[0], body[1], body[2:]
-        if direction != self._peer.value or kind not in (_HELLO, _HELLO_ACK, _DATA):
+        if direction != self._peer.value or kind not in _MIN_BODY:
             self.stats.unexpected += 1
             return []
+        if len(payload) < _MIN_BODY[kind]:
+            self.stats.truncated += 1
+            return []
+        if kind == _PROVISION and self.role is Role.MCU and len(payload) == 32:
+            return self._provision_in(payload)
+        if kind == _PROVISION_ACK and self.role is Role.HOST and len(payload) == 1:
+            return self._provision_ack_in(payload[0])
         header = body[:2]
         try:
             if kind == _DATA:
                 return self._data_in(header, payload)
-            plain = self._key.decrypt(payload[:12], payload[12:], header)
+            if kind in (_HELLO, _HELLO_ACK) and self._key is not None:
+                plain = self._key.decrypt(payload[:12], payload[12:], header)
+            else:
+                plain = b""  # a blank MCU cannot check a HELLO; PROVISION in the wrong place
         except InvalidTag:
             self.stats.auth_failures += 1
             return []
@@ -268,6 +334,23 @@ class FrameCodec:
         self._host_random = b""
         return [SessionEstablished()]
 
+    def _provision_in(self, key: bytes) -> list[LinkEvent]:
+        """MCU: only a blank MCU takes a key in clear; one that has a key says so."""
+        self.stats.frames_ok += 1
+        if self._key is not None:
+            return [Transmit(self._frame(_PROVISION_ACK, b"\x01"))]
+        self.rekey(key)
+        return [KeyProvisioned(key), Transmit(self._frame(_PROVISION_ACK, b"\x00"))]
+
+    def _provision_ack_in(self, status: int) -> list[LinkEvent]:
+        """Host: the answer to our PROVISION (unasked, it is stale or forged)."""
+        if not self._provisioning or status > 1:
+            self.stats.unexpected += 1
+            return []
+        self._provisioning = False
+        self.stats.frames_ok += 1
+        return [ProvisionAnswered(stored=status == 0)]
+
     def _establish(self, host_random: bytes, mcu_random: bytes) -> None:
         hkdf = HKDF(hashes.SHA256(), 32, salt=host_random + mcu_random, info=_INFO)
         self._session = ChaCha20Poly1305(hkdf.derive(self._key_bytes))
@@ -278,6 +361,7 @@ class FrameCodec:
     # ------------------------------------------------------------------ framing
 
     def _seal_long_term(self, kind: int, plain: bytes) -> bytes:
+        assert self._key is not None  # the host always has a key; a blank MCU never seals
         nonce = self._random(12)
         return nonce + self._key.encrypt(nonce, plain, bytes([kind, self.role.value]))
 

@@ -7,7 +7,7 @@ reports from the MCU are pushed on every change and repeated periodically.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "Ack",
@@ -24,6 +24,7 @@ __all__ = [
     "ResetRcd",
     "SetContactor",
     "SetCpDuty",
+    "SetLinkKey",
     "SetLock",
     "Temperature",
     "decode_message",
@@ -68,6 +69,17 @@ class SetLock:
 @dataclass(frozen=True, slots=True)
 class ResetRcd:
     seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetLinkKey:
+    """Replace the long-term link key (docs/mcu-link.md, "Key provisioning").
+
+    Sent only inside an established session; the MCU stores the key, acknowledges under the
+    current session, and uses the new key from its next handshake. Never in a repr or a log."""
+
+    seq: int
+    key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,7 @@ Message = (
     | SetContactor
     | SetLock
     | ResetRcd
+    | SetLinkKey
     | Ack
     | CpLevel
     | ContactorFeedback
@@ -149,6 +162,7 @@ _LAYOUT: dict[int, tuple[type[Message], struct.Struct]] = {
     0x11: (SetContactor, struct.Struct("<H?")),
     0x12: (SetLock, struct.Struct("<H?")),
     0x13: (ResetRcd, struct.Struct("<H")),
+    0x14: (SetLinkKey, struct.Struct("<H32s")),
     0x1F: (Ack, struct.Struct("<H?")),
     0x20: (CpLevel, struct.Struct("<f?")),
     0x21: (ContactorFeedback, struct.Struct("<?")),
@@ -169,6 +183,8 @@ def encode_message(msg: Message) -> bytes:
     if isinstance(msg, Fault):
         text = msg.text.encode("utf-8")[:_MAX_TEXT]
         return bytes([tid]) + layout.pack(msg.code, msg.active) + text
+    if isinstance(msg, SetLinkKey) and len(msg.key) != 32:
+        raise ValueError("SetLinkKey: the link key must be 32 bytes")
     fields = [getattr(msg, name) for name in msg.__slots__]
     return bytes([tid]) + layout.pack(*fields)
 

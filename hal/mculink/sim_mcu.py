@@ -3,6 +3,8 @@
 `SimMcu.create()` opens a pty (`os.openpty`, raw mode) and exposes the slave's path as
 `device`, so the host opens it with pyserial exactly as it would open /dev/ttyS1. Tests set
 the EV state and inject faults or garbage; the MCU answers commands and pushes its reports.
+A `SimMcu` created with no key is a blank board that takes its key from PROVISION
+(docs/mcu-link.md, "Key provisioning"); `key` is what its flash would hold.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import os
 import tty
 
 from chargeport.tasks import OwnedTasks
-from hal.mculink.codec import FrameCodec, LinkStats, MessageReceived, Role, Transmit
+from hal.mculink.codec import (
+    FrameCodec,
+    KeyProvisioned,
+    LinkStats,
+    MessageReceived,
+    Role,
+    SessionEstablished,
+    Transmit,
+)
 from hal.mculink.messages import (
     Ack,
     ContactorFeedback,
@@ -28,6 +38,7 @@ from hal.mculink.messages import (
     ResetRcd,
     SetContactor,
     SetCpDuty,
+    SetLinkKey,
     SetLock,
     Temperature,
 )
@@ -45,11 +56,13 @@ _CP_VOLTS = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0, "E": 0.0}
 class SimMcu:
     """The MCU end; `async_start` begins serving, `async_stop` closes the pty."""
 
-    def __init__(self, master_fd: int, slave_fd: int, key: bytes, status_interval_s: float) -> None:
+    def __init__(
+        self, master_fd: int, slave_fd: int, key: bytes | None, status_interval_s: float
+    ) -> None:
         self._master = master_fd
         self._slave = slave_fd  # held open so the master never reads EIO between host opens
         self.device = os.ttyname(slave_fd)
-        self._key = key
+        self.key = key  # the MCU's flash: survives `restart()`
         self._codec = FrameCodec(key, Role.MCU)
         self._status_interval = status_interval_s
         self._tasks = OwnedTasks(log)  # the status loop
@@ -65,7 +78,7 @@ class SimMcu:
         self.received: list[Message] = []
 
     @classmethod
-    def create(cls, key: bytes, status_interval_s: float = 0.2) -> SimMcu:
+    def create(cls, key: bytes | None, status_interval_s: float = 0.2) -> SimMcu:
         """A fresh pty pair in raw mode with the MCU on its master side."""
         master, slave = os.openpty()
         tty.setraw(slave)
@@ -109,7 +122,7 @@ class SimMcu:
 
     def restart(self) -> None:
         """Reboot the MCU: the session is lost, state returns to safe defaults."""
-        self._codec = FrameCodec(self._key, Role.MCU)
+        self._codec = FrameCodec(self.key, Role.MCU)
         self.duty, self.contactor_closed, self.locked = 100.0, self.welded, False
 
     def inject_raw(self, data: bytes) -> None:
@@ -128,7 +141,9 @@ class SimMcu:
                 self._write(event.data)
             elif isinstance(event, MessageReceived):
                 self._handle(event.message)
-            else:
+            elif isinstance(event, KeyProvisioned):
+                self.key = event.key  # a real MCU writes its flash before it answers
+            elif isinstance(event, SessionEstablished):
                 self._report_all()  # a new session: tell the host everything at once
 
     def _handle(self, msg: Message) -> None:
@@ -150,6 +165,10 @@ class SimMcu:
         elif isinstance(msg, SetLock):
             self.locked = msg.locked
             self._report(LockFeedback(self.locked))
+            self._report(Ack(msg.seq, True))
+        elif isinstance(msg, SetLinkKey):
+            self.key = msg.key  # stored first, then acknowledged under the current session
+            self._codec.rekey(msg.key)
             self._report(Ack(msg.seq, True))
         elif isinstance(msg, ResetRcd):
             self.rcd_tripped = False

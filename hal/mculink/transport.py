@@ -20,6 +20,7 @@ from hal.mculink.codec import (
     LinkError,
     LinkStats,
     MessageReceived,
+    ProvisionAnswered,
     Role,
     SessionEstablished,
     Transmit,
@@ -32,14 +33,19 @@ from hal.mculink.messages import (
     ResetRcd,
     SetContactor,
     SetCpDuty,
+    SetLinkKey,
     SetLock,
 )
 
-__all__ = ["Command", "McuTransport", "load_link_key"]
+__all__ = ["Command", "McuTransport", "PortUnavailable", "load_link_key"]
 
 log = logging.getLogger(__name__)
 
-Command = SetCpDuty | SetContactor | SetLock | ResetRcd
+Command = SetCpDuty | SetContactor | SetLock | ResetRcd | SetLinkKey
+
+
+class PortUnavailable(LinkError):
+    """The serial device cannot be opened (wrong path, permissions, in use)."""
 
 
 def load_link_key(path: str) -> bytes:
@@ -78,6 +84,7 @@ class McuTransport:
         self._serial: serial.Serial | None = None
         self._established = asyncio.Event()
         self._acks: dict[int, asyncio.Future[bool]] = {}
+        self._provision_answer: asyncio.Future[bool] | None = None
         self._seq = 0
         self._last_rx = 0.0
         self._tasks = OwnedTasks(log)  # the keepalive
@@ -94,13 +101,7 @@ class McuTransport:
 
     async def async_open(self) -> None:
         """Open the port and complete the first handshake (raises `LinkError`)."""
-        try:
-            self._serial = serial.Serial(self._device, self._baudrate, timeout=0)
-        except (serial.SerialException, OSError) as exc:
-            raise LinkError(f"MCU link: cannot open {self._device}: {exc}") from exc
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._serial.fileno(), self._on_readable)
-        self._last_rx = loop.time()
+        await self.async_open_port()
         self._write(self._codec.start())
         try:
             await asyncio.wait_for(self._established.wait(), self._link_timeout)
@@ -108,6 +109,31 @@ class McuTransport:
             await self.async_close()
             raise LinkError(f"MCU link: no handshake answer on {self._device}") from None
         self._tasks.spawn(self._async_keepalive(), "mculink-keepalive")
+
+    async def async_open_port(self) -> None:
+        """Open the port only: no handshake, no keepalive (to provision a blank MCU)."""
+        try:
+            self._serial = serial.Serial(self._device, self._baudrate, timeout=0)
+        except (serial.SerialException, OSError) as exc:
+            raise PortUnavailable(f"MCU link: cannot open {self._device}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._serial.fileno(), self._on_readable)
+        self._last_rx = loop.time()
+
+    async def async_provision(self, key: bytes, *, attempts: int = 3) -> bool:
+        """Offer `key` to a blank MCU; True = stored, False = it already holds a key.
+
+        A lost frame is sent again (each attempt waits `command_timeout_s`)."""
+        for _ in range(attempts):
+            self._provision_answer = asyncio.get_running_loop().create_future()
+            self._write(self._codec.provision(key))
+            try:
+                return await asyncio.wait_for(self._provision_answer, self._command_timeout)
+            except TimeoutError:
+                continue
+            finally:
+                self._provision_answer = None
+        raise LinkError(f"MCU link: no answer to PROVISION on {self._device}")
 
     async def async_close(self) -> None:
         """Stop the keepalive and close the port."""
@@ -158,6 +184,9 @@ class McuTransport:
             elif isinstance(event, MessageReceived):
                 self._last_rx = asyncio.get_running_loop().time()
                 self._dispatch(event.message)
+            elif isinstance(event, ProvisionAnswered):
+                if self._provision_answer is not None and not self._provision_answer.done():
+                    self._provision_answer.set_result(event.stored)
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, Ack):
