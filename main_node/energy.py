@@ -1,24 +1,19 @@
 """Energy manager: share the site's current among the station's ports.
 
-Theory of operation. The pure core (`available_current`, `allocate`, `order_pushes`) turns
-inputs into numbers; the async `EnergyManager` folds port events into per-port facts, recomputes
-on every relevant change (event-driven, no polling in the path) and pushes `set_limit`.
+Theory of operation. Pure cores turn inputs into numbers: `main_node.energy_alloc` (available
+current, fair share, push order) and `main_node.energy_policy` (stale mains fallback, which guns
+run: rotation, hysteresis, priority). The async `EnergyManager` folds port events into per-port
+facts, recomputes on every relevant change (event-driven, no polling in the path) and pushes
+`set_limit`; a refresh tick re-sends limits (they expire on the ports) and lets rotation turn.
 
-- Available current per phase = the site limit (grid connection), lowered by the building's
-  other load when a mains reading exists (`site - max_p(mains_p - ours_p)`) and by the OCPP
-  ChargePointMaxProfile limit (connector 0), minus current still reserved for satellites whose
-  link dropped (they keep their last limit until it expires: a satellite's grace period).
-- Conservative phase model: phase rotation is unknown, so every port is assumed to load the same
-  phase; one scalar budget per phase covers 1- and 3-phase ports alike.
-- Fair share with water-filling: a port capped below its share (its max current, a per-connector
-  OCPP or local limit) returns the surplus to the others.
-- IEC 61851-1 minimum (6 A, duty 10 %): a port that cannot get it gets 0 (paused), never less.
-  When the budget does not cover everyone, the most recently started sessions pause first
-  (first come, first served; ties by connector id), so the choice is deterministic.
+- Available current = site limit less the building's other load (a live mains reading) or the
+  fallback limit (a stale one), capped by the OCPP ChargePointMaxProfile, minus current still
+  reserved for satellites whose link dropped (they keep their last limit until it expires).
 - Idle ports (no authorized session) get 0, not a standby offer: a standby reserve would waste
   site capacity, and the path from `Authorized` to `set_limit` takes milliseconds while an EV
-  needs seconds to close its contactor. Reductions are sent before increases, so the sum of
-  limits on the ports never exceeds the budget in between.
+  needs seconds to close its contactor.
+- A mains reading that goes stale is logged once (WARNING) and shown in the snapshot
+  (`mains_status`); its return is logged once (INFO).
 """
 
 from __future__ import annotations
@@ -26,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chargeport.clock import Clock
@@ -46,11 +41,20 @@ from chargeport.port import (
     SessionState,
 )
 from chargeport.tasks import OwnedTasks
+from main_node.energy_alloc import PortDemand, allocate, available_current, order_pushes
+from main_node.energy_policy import (
+    Candidate,
+    MainsStatus,
+    RotationConfig,
+    Scheduler,
+    mains_status,
+)
 
 __all__ = [
     "VALID_FOR_PERIODS",
     "EnergyManager",
     "EnergySnapshot",
+    "MainsStatus",
     "PortDemand",
     "allocate",
     "available_current",
@@ -60,7 +64,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VALID_FOR_PERIODS = 3  # a pushed limit outlives this many refreshes, then expires on the port
-_RESOLUTION_A = 0.1  # limits are rounded down to this step so their sum stays in budget
 
 # Session events that start (True) or end (False) a port's demand for energy. Before
 # authorization the session machine offers no PWM, so a plugged-in EV cannot draw yet.
@@ -90,86 +93,6 @@ _DEMAND_STATES = {
 }
 
 
-# ------------------------------------------------------------------ pure core
-
-
-@dataclass(frozen=True, slots=True)
-class PortDemand:
-    """One port as the allocator sees it."""
-
-    connector_id: int
-    active: bool  # a vehicle in an authorized session wants energy
-    max_current_a: float  # the port's ceiling: hardware max and any per-connector limit
-    phases: int = 3
-    order: int = 0  # session start order: higher started later and pauses first
-
-
-def available_current(
-    site_limit_a: float,
-    mains_a: Sequence[float] | None = None,
-    own_a: Sequence[float] = (),
-    station_limit_a: float | None = None,
-) -> float:
-    """Current per phase the ports may share: site limit less the building's other load."""
-    available = site_limit_a
-    if mains_a is not None:
-        own = [*own_a, 0.0, 0.0, 0.0][:3]
-        # The mains meter sees our ports too; only the rest of the building is subtracted.
-        other = max(max(m - o, 0.0) for m, o in zip(mains_a, own, strict=False))
-        available -= other
-    if station_limit_a is not None:
-        available = min(available, station_limit_a)
-    return max(available, 0.0)
-
-
-def _water_fill(budget: float, caps: Sequence[float]) -> list[float]:
-    """Equal shares, where a share above a cap is redistributed among the others."""
-    shares = [0.0] * len(caps)
-    remaining = budget
-    by_cap = sorted(range(len(caps)), key=lambda i: caps[i])
-    for rank, i in enumerate(by_cap):
-        shares[i] = min(caps[i], remaining / (len(caps) - rank))
-        remaining -= shares[i]
-    return shares
-
-
-def _floor(amps: float) -> float:
-    return math.floor(amps / _RESOLUTION_A + 1e-6) * _RESOLUTION_A
-
-
-def allocate(
-    available_a: float, ports: Iterable[PortDemand], min_current_a: float = 6.0
-) -> dict[int, float]:
-    """Amps per connector: water-filled fair share, 0 for ports below the IEC 61851 minimum."""
-    ports = list(ports)
-    result = {p.connector_id: 0.0 for p in ports}
-    # A ceiling below the minimum cannot be honoured by PWM (IEC 61851-1 A.2.3): pause it.
-    eligible = sorted(
-        (p for p in ports if p.active and p.max_current_a >= min_current_a and p.max_current_a > 0),
-        key=lambda p: (p.order, p.connector_id),
-    )
-    budget = max(available_a, 0.0)
-    if min_current_a > 0:
-        # Every eligible ceiling is >= the minimum, so k ports fit iff budget >= k * minimum.
-        eligible = eligible[: int(budget / min_current_a + 1e-9)]
-    shares = _water_fill(budget, [p.max_current_a for p in eligible])
-    for port, share in zip(eligible, shares, strict=True):
-        result[port.connector_id] = max(_floor(share), min_current_a)
-    return result
-
-
-def order_pushes(
-    previous: Mapping[int, float | None], desired: Mapping[int, float]
-) -> tuple[list[int], list[int]]:
-    """Split pushes into (first, then): reductions and unknowns before increases."""
-    first: list[int] = []
-    then: list[int] = []
-    for cid in sorted(desired):
-        before = previous.get(cid)
-        (then if before is not None and desired[cid] > before else first).append(cid)
-    return first, then
-
-
 # ------------------------------------------------------------------ async manager
 
 
@@ -185,6 +108,7 @@ class EnergySnapshot:
     active: tuple[int, ...]
     paused: tuple[int, ...]  # active, but below the minimum share: allocated 0
     reserved: dict[int, float] = field(default_factory=dict)  # link lost, limit not expired
+    mains_status: MainsStatus = MainsStatus.NONE  # stale: the fallback limit is in force
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able data (connector ids as strings)."""
@@ -197,6 +121,7 @@ class EnergySnapshot:
             "active": list(self.active),
             "paused": list(self.paused),
             "reserved": {str(k): v for k, v in sorted(self.reserved.items())},
+            "mains_status": self.mains_status.value,
         }
 
 
@@ -232,7 +157,20 @@ class EnergyManager:
         self._facts = {cid: _PortFacts(order=cid) for cid in self._ports}
         self._next_order = max(self._ports, default=0) + 1
         self._mains: tuple[float, float, float] | None = None
+        self._mains_at: float | None = None  # monotonic time of the last mains reading
+        self._mains_changed = asyncio.Event()
         self._station_limit: float | None = None
+        self._scheduler = Scheduler(
+            RotationConfig(
+                min_current_a=config.min_current_a,
+                hysteresis_a=config.hysteresis_a,
+                min_on_s=config.min_on_s,
+                min_pause_s=config.min_pause_s,
+                rotation_s=config.rotation_s,
+            )
+        )
+        ranked = list(config.priority)
+        self._priority = {cid: len(ranked) - i for i, cid in enumerate(ranked)}
         self._allocation: dict[int, float] = dict.fromkeys(self._ports, 0.0)
         self._snapshot = self._compute()[1]
         self._listeners: list[Callable[[EnergySnapshot], None]] = []
@@ -271,6 +209,8 @@ class EnergyManager:
         if len(values) != 3 or not all(math.isfinite(c) and c >= 0 for c in values):
             raise ValueError(f"expected three finite currents >= 0, got {currents_a!r}")
         self._mains = (values[0], values[1], values[2])
+        self._mains_at = self._clock.monotonic()
+        self._mains_changed.set()
         self._wake.set()
 
     # -------------------------------------------------------------- outputs
@@ -299,6 +239,7 @@ class EnergyManager:
             self._tasks.spawn(self._async_follow(cid, port, port.events()), f"energy-port-{cid}")
         self._tasks.spawn(self._async_pusher(), "energy-pusher")
         self._tasks.spawn(self._async_refresh(), "energy-refresh")
+        self._tasks.spawn(self._async_mains_watch(), "energy-mains-watch")
         self._wake.set()
 
     async def stop(self) -> None:
@@ -398,14 +339,20 @@ class EnergyManager:
         return min(phases, local) if local is not None else phases
 
     def _compute(self) -> tuple[dict[int, float], EnergySnapshot]:
+        cfg = self._config
         now = self._clock.monotonic()
         own = [0.0, 0.0, 0.0]
         for facts in self._facts.values():
             for phase, amps in enumerate(facts.current_a[:3]):
                 own[phase] += amps
-        available = available_current(
-            self._config.site_limit_a, self._mains, own, self._station_limit
-        )
+        status = mains_status(self._mains_at, now, cfg.mains_max_age_s, cfg.mains_required)
+        if status is MainsStatus.STALE:
+            # The building's load is unknown: share only what the fuse allows regardless.
+            site = min(cfg.site_limit_a, cfg.mains_fallback_a)
+            available = available_current(site, None, own, self._station_limit)
+        else:
+            mains = self._mains if status is MainsStatus.LIVE else None
+            available = available_current(cfg.site_limit_a, mains, own, self._station_limit)
         reserved = {
             cid: f.reserve_a
             for cid, f in self._facts.items()
@@ -421,8 +368,20 @@ class EnergyManager:
             )
             for cid, f in self._facts.items()
         ]
+        budget = available - sum(reserved.values())
+        running = self._scheduler.decide(
+            now,
+            budget,
+            [
+                Candidate(d.connector_id, self._priority.get(d.connector_id, 0), d.order)
+                for d in demands
+                if d.active and d.max_current_a >= cfg.min_current_a and d.max_current_a > 0
+            ],
+        )
         allocation = allocate(
-            available - sum(reserved.values()), demands, self._config.min_current_a
+            budget,
+            [replace(d, active=d.active and d.connector_id in running) for d in demands],
+            cfg.min_current_a,
         )
         active = tuple(d.connector_id for d in demands if d.active)
         snapshot = EnergySnapshot(
@@ -434,6 +393,7 @@ class EnergyManager:
             active=active,
             paused=tuple(cid for cid in active if allocation[cid] == 0.0),
             reserved=reserved,
+            mains_status=status,
         )
         return allocation, snapshot
 
@@ -443,6 +403,34 @@ class EnergyManager:
             self._refresh_due = True
             self._wake.set()
 
+    async def _async_mains_watch(self) -> None:
+        """Recompute when the latest mains reading turns stale (no refresh-period delay)."""
+        while True:
+            if self._mains_at is None:
+                await self._mains_changed.wait()
+            self._mains_changed.clear()
+            assert self._mains_at is not None
+            delay = self._mains_at + self._config.mains_max_age_s - self._clock.monotonic()
+            if delay > 0:
+                await self._clock.sleep(delay)
+                continue  # a newer reading may have moved the deadline
+            self._wake.set()
+            await self._mains_changed.wait()
+
+    def _log_mains(self, before: MainsStatus, after: MainsStatus) -> None:
+        cfg = self._config
+        if after is MainsStatus.STALE:
+            log.warning(
+                "energy: no mains reading for %g s: ports share the fallback limit of %g A "
+                "until readings return",
+                cfg.mains_max_age_s,
+                min(cfg.site_limit_a, cfg.mains_fallback_a),
+            )
+        elif before is MainsStatus.STALE:
+            log.info(
+                "energy: mains readings are back: the site limit less the building load applies"
+            )
+
     async def _async_pusher(self) -> None:
         while True:
             await self._wake.wait()
@@ -451,6 +439,8 @@ class EnergyManager:
             allocation, snapshot = self._compute()
             self._allocation = allocation
             if snapshot != self._snapshot:
+                if snapshot.mains_status is not self._snapshot.mains_status:
+                    self._log_mains(self._snapshot.mains_status, snapshot.mains_status)
                 self._snapshot = snapshot
                 for listener in list(self._listeners):
                     try:

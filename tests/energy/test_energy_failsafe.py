@@ -1,0 +1,169 @@
+"""EnergyManager over FakePorts: stale mains fallback, rotation and priority, on a ManualClock.
+
+The clock only moves when a test advances it, so "after N s" is exact and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from chargeport.clock import ManualClock
+from chargeport.config import EnergyConfig
+from chargeport.fake_port import FakePort
+from chargeport.port import PortInfo
+from main_node.energy import EnergyManager, MainsStatus
+
+REFRESH_S = 5.0
+
+
+def last_limit(port: FakePort) -> float | None:
+    sent = [float(args[0]) for name, args in port.calls if name == "set_limit"]  # type: ignore[arg-type]
+    return sent[-1] if sent else None
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def advance(clock: ManualClock, seconds: float, step: float = 1.0) -> None:
+    for _ in range(round(seconds / step)):
+        clock.advance(step)
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_ports(clock: ManualClock, n: int = 3) -> dict[int, FakePort]:
+    return {
+        cid: FakePort(PortInfo(cid, f"SN{cid}", "1.0", 32.0, 3), clock=clock)
+        for cid in range(1, n + 1)
+    }
+
+
+@pytest.fixture
+async def managed(
+    request: pytest.FixtureRequest, clock: ManualClock
+) -> AsyncIterator[tuple[EnergyManager, dict[int, FakePort]]]:
+    overrides = dict(getattr(request, "param", {}))
+    ports = make_ports(clock, overrides.pop("ports", 3))
+    settings = {
+        "site_limit_a": 40.0,
+        "refresh_s": REFRESH_S,
+        "mains_max_age_s": 30.0,
+        "mains_fallback_a": 10.0,
+        **overrides,
+    }
+    config = EnergyConfig(**settings)
+    mgr = EnergyManager(ports, config, clock)
+    await mgr.start()
+    yield mgr, ports
+    await mgr.stop()
+
+
+async def charge(port: FakePort) -> None:
+    await port.authorize("TAG")
+    port.plug_in()
+    port.ev_ready()
+
+
+async def test_stale_mains_falls_back_logs_once_and_recovers(
+    managed: tuple[EnergyManager, dict[int, FakePort]],
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """EVerest-style fallback: a reading older than mains_max_age_s is not trusted."""
+    mgr, ports = managed
+    caplog.set_level(logging.INFO, logger="main_node.energy")
+    await charge(ports[1])
+    mgr.set_mains_reading((10.0, 10.0, 10.0))
+    await until(lambda: last_limit(ports[1]) == 30.0, "40 A less 10 A of building load")
+    assert mgr.snapshot().mains_status is MainsStatus.LIVE
+    await advance(clock, 29.0)
+    assert last_limit(ports[1]) == 30.0  # 29 s old: still trusted
+    await advance(clock, 1.0)
+    await until(lambda: last_limit(ports[1]) == 10.0, "the fallback limit, at 30 s")
+    snap = mgr.snapshot()
+    assert snap.mains_status is MainsStatus.STALE and snap.to_json()["mains_status"] == "stale"
+    await advance(clock, 3 * REFRESH_S)  # refreshes while stale: logged once, not per refresh
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "fallback" in warnings[0].getMessage()
+    mgr.set_mains_reading((12.0, 10.0, 10.0))
+    await until(lambda: last_limit(ports[1]) == 28.0, "back to site less load")
+    mgr.set_mains_reading((12.0, 10.0, 10.0))
+    await advance(clock, REFRESH_S)
+    infos = [r for r in caplog.records if "are back" in r.getMessage()]
+    assert len(infos) == 1 and infos[0].levelno == logging.INFO
+    assert mgr.snapshot().mains_status is MainsStatus.LIVE
+
+
+async def test_a_newer_reading_moves_the_stale_deadline(
+    managed: tuple[EnergyManager, dict[int, FakePort]], clock: ManualClock
+) -> None:
+    mgr, ports = managed
+    await charge(ports[1])
+    mgr.set_mains_reading((0.0, 0.0, 0.0))
+    await until(lambda: last_limit(ports[1]) == 32.0, "full")
+    await advance(clock, 20.0)
+    mgr.set_mains_reading((0.0, 0.0, 0.0))
+    await advance(clock, 20.0)  # 40 s after the first reading, 20 s after the second
+    assert mgr.snapshot().mains_status is MainsStatus.LIVE and last_limit(ports[1]) == 32.0
+    await advance(clock, 10.0)
+    await until(lambda: last_limit(ports[1]) == 10.0, "stale 30 s after the second")
+
+
+@pytest.mark.parametrize("managed", [{"mains_required": True}], indirect=True)
+async def test_declared_meter_that_never_answered_is_stale_from_boot(
+    managed: tuple[EnergyManager, dict[int, FakePort]],
+) -> None:
+    """A restarted main must not hand out the whole site before the meter speaks."""
+    mgr, ports = managed
+    await charge(ports[1])
+    await until(lambda: last_limit(ports[1]) == 10.0, "fallback from the start")
+    assert mgr.snapshot().mains_status is MainsStatus.STALE
+    mgr.set_mains_reading((0.0, 0.0, 0.0))
+    await until(lambda: last_limit(ports[1]) == 32.0, "a reading: the site limit applies")
+
+
+@pytest.mark.parametrize("managed", [{"ports": 2, "site_limit_a": 10.0}], indirect=True)
+async def test_second_gun_gets_its_turn_rotation(
+    managed: tuple[EnergyManager, dict[int, FakePort]], clock: ManualClock
+) -> None:
+    """Rule R4: 10 A fits one gun at 6 A; the first-come gun does not hold the site."""
+    mgr, ports = managed
+    await charge(ports[1])
+    await until(lambda: last_limit(ports[1]) == 10.0, "first gun")
+    await charge(ports[2])
+    await until(lambda: mgr.snapshot().paused == (2,), "second waits")
+    assert last_limit(ports[2]) == 0.0
+    await advance(clock, 600.0, step=REFRESH_S)
+    await until(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "swap")
+    assert mgr.snapshot().paused == (1,)
+
+
+@pytest.mark.parametrize(
+    "managed", [{"ports": 2, "site_limit_a": 10.0, "priority": [2]}], indirect=True
+)
+async def test_priority_gun_preempts_after_min_on_time(
+    managed: tuple[EnergyManager, dict[int, FakePort]], clock: ManualClock
+) -> None:
+    """Rule R5: a configured priority gun runs first; an OCPP profile still caps it."""
+    mgr, ports = managed
+    await charge(ports[1])
+    await until(lambda: last_limit(ports[1]) == 10.0, "first gun")
+    await charge(ports[2])
+    await advance(clock, 300.0, step=REFRESH_S)
+    await until(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "preempt")
+    mgr.set_profile_limit(2, 8.0)  # TxProfile: authoritative upper bound
+    await until(lambda: last_limit(ports[2]) == 8.0, "capped by the profile")
