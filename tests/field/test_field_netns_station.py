@@ -1,0 +1,124 @@
+"""The shipped example configs on separate hosts: a main and a satellite, each in its own
+network namespace on one bridge, with simulated hardware, mTLS and mDNS, as the README says.
+
+Skipped with the reason where network namespaces cannot be made (not root)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netns import NetnsLab, NetnsUnavailable
+
+pytestmark = [pytest.mark.integration, pytest.mark.root]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARGEPORT = str(ROOT / ".venv" / "bin" / "chargeport")
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+BOUND_S = 60.0  # a bound on a hang, not a timing assertion
+
+STATE = """
+import json, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:8080/api/state", timeout=2) as r:
+    print(json.dumps(json.load(r)))
+"""
+
+
+@pytest.fixture
+def lab() -> Iterator[NetnsLab]:
+    lab = NetnsLab()
+    try:
+        lab.open()
+    except (NetnsUnavailable, FileNotFoundError) as exc:
+        pytest.skip(f"network namespaces unavailable (needs root and iproute2): {exc}")
+    try:
+        lab.add_host("main", "10.232.0.1/24")
+        lab.add_host("sat1", "10.232.0.11/24")
+        yield lab
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A folder laid out as the example configs expect: examples/ and a station PKI."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    subprocess.run(
+        [CHARGEPORT, "pki", "init", "--dir", "pki", "--station", "CP-SIM",
+         "--satellite", "SAT-SIM-1"],
+        cwd=tmp_path, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return tmp_path
+
+
+class Boards:
+    """Board processes started in namespaces; all are stopped (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, lab: NetnsLab, site: Path) -> None:
+        self.lab, self.site = lab, site
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start(self, name: str, host: str, *argv: str) -> None:
+        log = open(self.site / f"{name}.log", "wb")  # noqa: ASYNC230 - a local file, once
+        self.procs[name] = await asyncio.create_subprocess_exec(
+            *self.lab.exec_prefix(host), CHARGEPORT, *argv,
+            cwd=self.site, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        log.close()
+
+    def log(self, name: str) -> str:
+        return (self.site / f"{name}.log").read_text(errors="replace")
+
+    async def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@pytest.fixture
+async def boards(lab: NetnsLab, site: Path) -> AsyncIterator[Boards]:
+    made = Boards(lab, site)
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+async def station_state(lab: NetnsLab) -> dict[str, Any] | None:
+    proc = await asyncio.create_subprocess_exec(
+        *lab.exec_prefix("main"), PYTHON, "-c", STATE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    return json.loads(out) if proc.returncode == 0 else None
+
+
+async def test_example_configs_run_a_station_across_hosts(lab: NetnsLab, boards: Boards) -> None:
+    await boards.start("sat1", "sat1", "satellite", "--config", "examples/sim-satellite.toml")
+    await boards.start("main", "main", "main", "--config", "examples/sim-main.toml")
+    state: dict[str, Any] | None = None
+    async with asyncio.timeout(BOUND_S):
+        while state is None or not all(g["link_up"] for g in state["guns"]):
+            await asyncio.sleep(0.5)
+            state = await station_state(lab)
+    assert [g["connector"] for g in state["guns"]] == [1, 2]
+    assert all(g["state"] not in ("Unavailable", "Faulted") for g in state["guns"]), state
+    # The main dialled the satellite's LAN address, which the satellite advertised from its
+    # wildcard interface choice, never 0.0.0.0 or loopback.
+    assert "satellite SAT-SIM-1 is at ('10.232.0.11', 50061)" in boards.log("main")
+    assert state["discovery_problems"] == []
