@@ -18,3 +18,13 @@ def test_example_main_config_is_valid() -> None:
 def test_example_satellite_config_is_valid() -> None:
     config = load_config(EXAMPLES / "satellite.toml", SatelliteConfig)
     assert config.board.serial == "SAT-0001"
+
+
+def test_example_sim_configs_are_valid() -> None:
+    main = load_config(EXAMPLES / "sim-main.toml", MainConfig)
+    satellite = load_config(EXAMPLES / "sim-satellite.toml", SatelliteConfig)
+    assert (main.port.hal, satellite.port.hal) == ("sim", "sim")
+    assert [s.serial for s in main.satellites] == [satellite.board.serial]
+    # Shipped configs advertise and browse the LAN, never the wildcard address itself.
+    for config in (main, satellite):
+        assert config.link.mdns_interfaces == ["all"]
