@@ -246,6 +246,9 @@ class LocalBoardSystem:
     ) -> None:
         self.serial = serial
         self.role = role
+        # Named after the role, not this module: the main's firmware lines were logged as
+        # "satellite.board_system", which sent operators to the wrong board.
+        self._log = logging.getLogger(f"{'main_node' if role == 'main' else 'satellite'}.board")
         self._dir = Path(state_dir)
         self._fw = self._dir / "firmware"
         self._log_dir = self._dir / "logs"
@@ -285,7 +288,7 @@ class LocalBoardSystem:
             return SlotState()
         except (ValueError, TypeError) as exc:
             # A damaged state file must not brick the board: boot the factory slot A.
-            log.error("firmware state %s unreadable (%s); starting from slot A", path, exc)
+            self._log.error("firmware state %s unreadable (%s); starting from slot A", path, exc)
             return SlotState()
 
     def _set_state(self, state: SlotState) -> None:
@@ -383,7 +386,7 @@ class LocalBoardSystem:
             os.replace(part, slot / "payload.bin")
             (slot / "manifest.json").write_bytes(manifest.to_bytes())
             self._set_state(self._state.install_done(manifest.version))
-            log.info("firmware %s installed in slot %s", manifest.version, slot.name)
+            self._log.info("firmware %s installed in slot %s", manifest.version, slot.name)
             yield FirmwareProgress(
                 FirmwareStage.INSTALLED, verifier.received, total_size, manifest.version
             )
@@ -393,16 +396,16 @@ class LocalBoardSystem:
             raise FirmwareRejected(FirmwareStage.FAILED, "an installation is running")
         if action is FirmwareAction.ACTIVATE:
             self._set_state(self._state.activate())
-            log.info("activating slot %s (tentative)", self._state.active)
+            self._log.info("activating slot %s (tentative)", self._state.active)
             await self._restart()
             return FirmwareProgress(FirmwareStage.ACTIVATED, version=self.firmware_version)
         if action is FirmwareAction.CONFIRM:
             self._set_state(self._state.confirm())
-            log.info("firmware %s confirmed", self.firmware_version)
+            self._log.info("firmware %s confirmed", self.firmware_version)
             return FirmwareProgress(FirmwareStage.CONFIRMED, version=self.firmware_version)
         state, restart = self._state.rollback()
         self._set_state(state)
-        log.warning("firmware rolled back to slot %s", state.active)
+        self._log.warning("firmware rolled back to slot %s", state.active)
         if restart:
             await self._restart()
         return FirmwareProgress(FirmwareStage.ROLLED_BACK, version=self.firmware_version)
@@ -421,7 +424,7 @@ class LocalBoardSystem:
             pending = item
 
     async def reset(self, kind: ResetKind) -> None:
-        log.warning("%s reset requested", kind.value)
+        self._log.warning("%s reset requested", kind.value)
         self._set_state(dataclasses.replace(self._state, pending_boot_reason=BOOT_REMOTE_RESET))
         await self._restart()
 
