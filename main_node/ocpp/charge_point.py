@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
+import websockets
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
-from ocpp.exceptions import FormationViolationError, OCPPError
-from ocpp.messages import MessageType, unpack
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.messages import Call
 from ocpp.v16 import ChargePoint as _V16ChargePoint
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -24,7 +25,15 @@ from ocpp.v16.enums import Action
 from chargeport.board import ResetKind
 from chargeport.port import ChargePort, PortError, StopReason
 from main_node.ocpp.connector_status import ConnectorStatus
-from main_node.ocpp.framing import as_v16, call_error_for, on, response_for, validate_call
+from main_node.ocpp.framing import (
+    FrameRejected,
+    as_v16,
+    decode_frame,
+    on,
+    response_for,
+    unknown_action,
+    validate_call,
+)
 from main_node.ocpp.meter_values import parse_iso_time
 from system_aggregator.api import StationSystem
 
@@ -127,37 +136,54 @@ class StationChargePoint(_V16ChargePoint):  # type: ignore[misc]
         super().__init__(cp_id, connection, response_timeout=response_timeout)
         self.host = host
         self._after_response: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._answered = False  # whether the CALL being handled has had its answer
 
     # -------------------------------------------------------------- framing
 
-    async def route_message(self, raw_msg: str) -> None:
-        """Like the package's, but answers bad frames and uses the 1.6 error codes."""
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Like the package's, but guarded: one frame can fail only itself (crash-only).
+
+        Every CALL gets exactly one answer: its CALLRESULT, the CALLERROR for what was wrong
+        with it (1.6 codes, section 4.2.3), or InternalError when handling it failed.
+        """
         try:
-            msg = unpack(raw_msg)
-        except OCPPError:
-            reply = call_error_for(raw_msg)
-            log.warning("unparseable OCPP frame from the CSMS: %.200s", raw_msg)
-            if reply is not None:
-                await self._send(reply)
+            msg = decode_frame(raw_msg)
+        except FrameRejected as rejected:
+            log.warning("CSMS frame refused (%s): %.120r", rejected, raw_msg)
+            if rejected.reply is not None:
+                await self._send(rejected.reply)
             return
-        if msg.message_type_id != MessageType.Call:
+        if not isinstance(msg, Call):
             self._response_queue.put_nowait(msg)
             return
         self._after_response.clear()
+        self._answered = False
         try:
-            if not isinstance(msg.payload, dict):
-                raise FormationViolationError(details={"cause": "payload is not an object"})
-            if msg.action in self.route_map:
-                validate_call(msg.action, msg.payload)
+            if msg.action not in self.route_map:
+                raise unknown_action(msg.action)
+            validate_call(msg.action, msg.payload)
             await self._handle_call(msg)
+            # Work that sends CALLs of its own runs only once the CALLRESULT has gone out.
+            for make in self._after_response:
+                self.host.spawn(make())
         except OCPPError as error:
-            log.warning("CALL %s refused: %s", getattr(msg, "action", "?"), error)
-            await self._send(msg.create_call_error(as_v16(error)).to_json())
-            return
-        # Work that sends CALLs of its own runs only once the CALLRESULT has gone out.
-        for make in self._after_response:
-            self.host.spawn(make())
-        self._after_response.clear()
+            log.warning("CALL %.40s refused: %s", msg.action, error)
+            if not self._answered:
+                await self._send(msg.create_call_error(as_v16(error)).to_json())
+        except websockets.ConnectionClosed:
+            raise  # the connection is gone: the session reconnects
+        except Exception:
+            log.exception("CALL %.40s failed", msg.action)
+            if not self._answered:
+                failed = InternalError(details={"cause": "handling the CALL failed"})
+                await self._send(msg.create_call_error(failed).to_json())
+        finally:
+            self._after_response.clear()
+
+    async def _send(self, message: str) -> None:
+        if message.startswith(("[3,", "[4,")):
+            self._answered = True  # route_message is the only sender of answers
+        await self._connection.send(message)
 
     async def _get_specific_response(self, unique_id: str, timeout: float) -> Any:  # noqa: ASYNC109
         # The package's signature; see `framing.response_for` for why it is replaced.

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
+import sqlite3
 import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
@@ -45,6 +47,7 @@ from chargeport.port import (
     SessionEvent,
     StopReason,
 )
+from chargeport.tasks import RestartBudget, RestartPolicy, TaskGaveUp, supervise
 from main_node.ocpp.auth import AuthStore
 from main_node.ocpp.charge_point import StationChargePoint
 from main_node.ocpp.connector_status import (
@@ -52,7 +55,11 @@ from main_node.ocpp.connector_status import (
     ConnectorStatusTracker,
     station_status,
 )
-from main_node.ocpp.journal import TransactionJournal
+from main_node.ocpp.db import transaction
+from main_node.ocpp.endpoint import csms_endpoint
+from main_node.ocpp.framing import MAX_FRAME_BYTES
+from main_node.ocpp.journal import TransactionJournal, WriteBacklog
+from main_node.ocpp.keepalive import ping_loop
 from main_node.ocpp.meter_values import (
     MeterTimer,
     iso_time,
@@ -67,6 +74,16 @@ __all__ = ["LimitSink", "OcppSession", "Offline", "SessionOptions"]
 log = logging.getLogger(__name__)
 
 LimitSink = Callable[[int, float | None], None]
+
+# An interval a CSMS may set (BootNotification.conf, HeartbeatInterval): at most a week.
+MAX_INTERVAL_S = 7 * 24 * 3600
+# Inner loops restart after a failure; past this budget the session fails and its owner
+# (the main's supervisor) restarts it or ends the process.
+_LOOP_POLICY = RestartPolicy(initial_s=0.2, max_s=5.0, budget=5, window_s=60.0)
+# Errors of the network or the peer: the connection is retried forever, with backoff.
+_LINK_ERRORS = (OSError, TimeoutError, websockets.WebSocketException)
+# While a CALL waits: the connection is gone (not the CSMS's answer, not our attempt).
+_LINK_GONE = (websockets.ConnectionClosed, OSError)
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,9 @@ class SessionOptions:
     # a value the CSMS changed is persisted and wins (OCPP 1.6 section 9.1).
     heartbeat_interval_s: int = 300
     meter_value_sample_interval_s: int = 60
+    storage_retry_s: float = 2.0  # real seconds between retries of a failed SQLite write
+    # A satellite not linked yet this long after start is still booting, not lost (4.9).
+    boot_window_s: float = 30.0
 
 
 class OcppSession(SessionTransactions, SessionOps):
@@ -105,13 +125,21 @@ class OcppSession(SessionTransactions, SessionOps):
         limit_sink: LimitSink | None = None,
         clock: Clock | None = None,
         on_connection: Callable[[bool], None] | None = None,
+        on_storage_fault: Callable[[str | None], None] | None = None,
     ) -> None:
         defaults = {
             "HeartbeatInterval": str(options.heartbeat_interval_s),
             "MeterValueSampleInterval": str(options.meter_value_sample_interval_s),
         }
-        super().__init__(ports, conn, clock or RealClock(), defaults)
+        super().__init__(
+            ports, conn, clock or RealClock(), defaults, boot_window_s=options.boot_window_s
+        )
         self._on_connection = on_connection  # told when the accepted CSMS connection goes up/down
+        self._on_storage_fault = on_storage_fault  # told the fault (or None when it is over)
+        # Journal writes that failed (disk full, read-only, I/O error), in order, retried.
+        self.backlog = WriteBacklog(on_fault=self._storage_check)
+        self._storage_wake = asyncio.Event()
+        self._fault_shown = False
         self.options = options
         self.system = system
         self.journal = TransactionJournal(conn)
@@ -143,12 +171,21 @@ class OcppSession(SessionTransactions, SessionOps):
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             for cid, port in sorted(self.ports.items()):
-                tg.create_task(self._watch_port(cid, port))
-            tg.create_task(self._meter_loop())
-            tg.create_task(self._limit_loop())
-            tg.create_task(self._reservation_loop())
+                self._supervised(tg, functools.partial(self._watch_port, cid, port), cid)
+            self._supervised(tg, self._meter_loop, "meter")
+            self._supervised(tg, self._limit_loop, "limits")
+            self._supervised(tg, self._reservation_loop, "reservations")
+            self._supervised(tg, self._storage_loop, "storage")
+            self._supervised(tg, self.async_status_loop, "statuses")
+            self._supervised(tg, self.async_connection_timeout_loop, "connection-timeout")
             if self.options.url:
-                tg.create_task(self._connection_loop())
+                tg.create_task(self._connection_loop())  # handles every error itself
+
+    def _supervised(
+        self, tg: asyncio.TaskGroup, factory: Callable[[], Coroutine[Any, Any, None]], name: object
+    ) -> None:
+        """A loop of the session that restarts after a failure (crash-only)."""
+        tg.create_task(supervise(factory, f"ocpp-{name}", log, _LOOP_POLICY))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` in the session's task group; its failure is logged, not fatal."""
@@ -170,13 +207,16 @@ class OcppSession(SessionTransactions, SessionOps):
     # ------------------------------------------------------------ connection
 
     def _ws_url(self) -> str:
-        return self.options.url.rstrip("/") + "/" + self.options.station_id
+        return csms_endpoint(self.options.url, self.options.station_id)
 
     def _connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "subprotocols": [Subprotocol("ocpp1.6")],
             "open_timeout": 10,
-            "ping_interval": 20,
+            "ping_interval": None,  # keepalive.ping_loop pings at WebSocketPingInterval
+            # A bigger frame closes the connection with 1009 (message too big), then we
+            # reconnect; nothing that size reaches the decoder (framing.py).
+            "max_size": MAX_FRAME_BYTES,
         }
         if self.options.basic_auth_password:
             token = f"{self.options.station_id}:{self.options.basic_auth_password}"
@@ -188,14 +228,25 @@ class OcppSession(SessionTransactions, SessionOps):
         return kwargs
 
     async def _connection_loop(self) -> None:
+        """Connect, serve, and after *any* error reconnect with backoff (crash-only).
+
+        Network and peer errors are retried forever. Anything else is a bug on our side: it
+        is logged with its traceback and retried too, but past `_LOOP_POLICY`'s budget the
+        session gives up (`TaskGaveUp`) so that its owner restarts it or ends the process.
+        """
         delay = self.options.backoff_initial_s
+        bugs = RestartBudget(_LOOP_POLICY)
         while True:
             try:
                 async with connect(self._ws_url(), **self._connect_kwargs()) as ws:
                     delay = self.options.backoff_initial_s
                     await self._serve(ws)
-            except* (OSError, TimeoutError, websockets.WebSocketException) as group:
+            except* _LINK_ERRORS as group:
                 log.info("CSMS connection lost or refused: %s", group.exceptions[0])
+            except* Exception as group:
+                log.error("OCPP connection failed", exc_info=group.exceptions[0])
+                if bugs.failed(asyncio.get_running_loop().time()) is None:
+                    raise TaskGaveUp(f"OCPP connection failed {bugs.failures} times") from group
             finally:
                 self._cp = None
                 if self.connected.is_set() and self._on_connection is not None:
@@ -220,6 +271,16 @@ class OcppSession(SessionTransactions, SessionOps):
             self._queue_statuses(everything=first)
             tg.create_task(self._sender_loop(cp))
             tg.create_task(self._heartbeat_loop())
+            tg.create_task(self._ping_loop(ws))
+
+    async def _ping_loop(self, ws: ClientConnection) -> None:
+        await ping_loop(
+            ws,
+            lambda: self._real_s(self._interval("WebSocketPingInterval", 60)),
+            self._ping_wake,
+            self.options.response_timeout_s,
+            self.pong_received,
+        )
 
     async def async_boot_again(self) -> None:
         """A triggered BootNotification (section 5.17) on the live connection."""
@@ -239,20 +300,22 @@ class OcppSession(SessionTransactions, SessionOps):
                 ),
                 suppress=False,
             )
+            # An interval outside 1 s .. a week is no interval to follow (section 4.2).
+            interval = result.interval if 0 < result.interval <= MAX_INTERVAL_S else 0
             if result.status == "Accepted":
-                if result.interval > 0:
-                    self.config.change("HeartbeatInterval", str(result.interval))
+                if interval > 0:
+                    self.config.change("HeartbeatInterval", str(interval))
                 self._boot_accepted = True
                 return
-            wait = result.interval if result.interval > 0 else 30
+            wait = interval or 30
             log.info("BootNotification %s; retrying in %d s", result.status, wait)
-            await asyncio.sleep(wait * self.options.time_scale)
+            await asyncio.sleep(self._real_s(wait * self.options.time_scale))
 
     # ------------------------------------------------------------ the sender
 
     async def _sender_loop(self, cp: StationChargePoint) -> None:
         while True:
-            entry = self.journal.next_due(self.now())
+            entry = self._next_journal_entry()
             if entry is not None:
                 await self._deliver(cp, entry)
                 continue
@@ -261,7 +324,18 @@ class OcppSession(SessionTransactions, SessionOps):
                 await self._send_live(cp, payload, fut)
                 continue
             self._wake.clear()
-            await wait_event(self._wake, self._retry_poll())
+            await wait_event(self._wake, self._real_s(self._retry_poll()))
+
+    def _next_journal_entry(self) -> Any:
+        """The journal's next due entry; none while writes wait in the backlog (the file is
+        behind memory then: an entry delivered but not yet marked would go out twice)."""
+        if self.backlog:
+            return None
+        try:
+            return self.journal.next_due(self.now())
+        except sqlite3.OperationalError as exc:
+            self._storage_failed(exc)
+            return None
 
     def _retry_poll(self) -> float:
         return max(0.01, self._interval("TransactionMessageRetryInterval", 60) / 4)
@@ -271,11 +345,15 @@ class OcppSession(SessionTransactions, SessionOps):
     ) -> None:
         try:
             result = await cp.call(payload, suppress=False)
-        except (OCPPError, TimeoutError) as exc:
+        except _LINK_GONE as exc:
             if fut is not None and not fut.done():
-                fut.set_exception(exc)
-            else:
-                log.warning("%s refused: %s", type(payload).__name__, exc)
+                fut.set_exception(Offline(str(exc)))
+            raise
+        except Exception as exc:  # a CALLERROR, no answer, or an answer we cannot use
+            if fut is not None and not fut.done():
+                known = isinstance(exc, OCPPError | TimeoutError)
+                fut.set_exception(exc if known else Offline(str(exc)))
+            log.warning("%s not accepted: %s", type(payload).__name__, exc)
             return
         except BaseException as exc:
             if fut is not None and not fut.done():
@@ -293,21 +371,32 @@ class OcppSession(SessionTransactions, SessionOps):
         payload = getattr(call, entry.action)(**camel_to_snake_case(entry.payload))
         try:
             result = await cp.call(payload, suppress=False)
-        except (OCPPError, TimeoutError) as exc:
+        except _LINK_GONE:
+            raise  # not an attempt: the entry stays at the head (section 4.10)
+        except Exception as exc:  # a CALLERROR, no answer, or an answer we cannot use
             log.warning("%s not processed by the CSMS: %s", entry.action, exc)
-            self.journal.mark_failed_attempt(
-                entry.id,
-                self.now(),
-                self.config_int("TransactionMessageAttempts", 3),
-                self._interval("TransactionMessageRetryInterval", 60),
+            now = self.now()
+            attempts = self.config_int("TransactionMessageAttempts", 3)
+            retry_s = self._interval("TransactionMessageRetryInterval", 60)
+            self.backlog.run(
+                f"failed attempt of {entry.action}",
+                lambda: self.journal.mark_failed_attempt(entry.id, now, attempts, retry_s),
             )
             return
         response = asdict(result) if is_dataclass(result) and not isinstance(result, type) else {}
-        self.journal.mark_delivered(entry.id, response)
+        # Once the CSMS has it, the entry must never go out again: a mark that cannot be
+        # written waits in the backlog, and the journal is not read until it is.
+        self.backlog.run(
+            f"delivery of {entry.action}",
+            lambda: self.journal.mark_delivered(entry.id, response),
+        )
         info = response.get("id_tag_info")
         if entry.action == "StartTransaction" and isinstance(info, dict):
             id_tag = str(entry.payload.get("idTag", ""))
-            self.cache_id_tag(id_tag, info)
+            try:
+                self.cache_id_tag(id_tag, info)
+            except sqlite3.OperationalError as exc:
+                log.warning("authorization cache not updated: %s", exc)
             tx = self.active_tx.get(entry.connector_id)
             if (
                 info.get("status") != "Accepted"
@@ -338,7 +427,7 @@ class OcppSession(SessionTransactions, SessionOps):
         while True:
             self._hb_wake.clear()
             interval = self._interval("HeartbeatInterval", 300) or 3600.0
-            if not await wait_event(self._hb_wake, interval):
+            if not await wait_event(self._hb_wake, self._real_s(interval)):
                 self._post(call.Heartbeat())
             # else: the interval changed; start over with the new one
 
@@ -355,19 +444,67 @@ class OcppSession(SessionTransactions, SessionOps):
 
     def status_of(self, connector_id: int) -> ConnectorStatus:
         if connector_id == 0:
-            return station_status(self.operative(0))
+            station = station_status(self.operative(0))
+            if self.backlog.fault is not None:  # the operator sees a storage fault here
+                info = f"storage: {self.backlog.fault}"[:50]
+                return ConnectorStatus(station.status, "OtherError", info)
+            return station
         tracker = self.trackers.get(connector_id)
         return tracker.current if tracker else ConnectorStatus("Unavailable")
 
     def status_changed(self, cid: int) -> None:
-        self._post(self._status_payload(cid, self.status_of(cid)))
+        if self.status_held(cid):
+            return  # its board is still booting (boot window)
+        status = self.status_of(cid)
+        self.status_gate.sent(cid, status)
+        self._post(self._status_payload(cid, status))
 
     def _queue_statuses(self, everything: bool) -> None:
         """Connector 0 and every connector at boot; after a reconnect only what changed."""
         for cid in [0, *sorted(self.trackers)]:
             current = self.status_of(cid)
-            if everything or self._last_sent.get(cid) != current:
+            if (everything or self._last_sent.get(cid) != current) and not self.status_held(cid):
+                self.status_gate.sent(cid, current)
                 self._post(self._status_payload(cid, current))
+
+    # ------------------------------------------------------------ storage faults
+
+    def _storage_failed(self, exc: sqlite3.Error) -> None:
+        self.backlog.note_fault(exc)
+
+    def _storage_check(self) -> None:
+        """The backlog holds writes: tell the operator once, and let the retry loop work."""
+        fault = self.backlog.fault
+        if fault is None:
+            return
+        if not self._fault_shown:
+            self._fault_shown = True
+            log.error(
+                "OCPP storage fault: %s; %d journal writes kept in memory, retried every %g s",
+                fault,
+                len(self.backlog),
+                self.options.storage_retry_s,
+            )
+            self.status_changed(0)
+            if self._on_storage_fault is not None:
+                self._on_storage_fault(fault)
+        self._storage_wake.set()
+
+    async def _storage_loop(self) -> None:
+        """Retry the backlog until the disk takes it; the journal then catches up in order."""
+        while True:
+            await self._storage_wake.wait()
+            if not self.backlog.flush():
+                await asyncio.sleep(self.options.storage_retry_s)
+                continue
+            self._storage_wake.clear()
+            if self._fault_shown:
+                self._fault_shown = False
+                log.warning("OCPP storage works again: the journal has caught up")
+                self.status_changed(0)
+                if self._on_storage_fault is not None:
+                    self._on_storage_fault(None)
+            self._wake.set()
 
     # ------------------------------------------------------------ ports
 
@@ -381,7 +518,13 @@ class OcppSession(SessionTransactions, SessionOps):
         self.trackers[cid] = tracker
         if snapshot is not None and not port.info.remote:
             # Only the local port restarts with the main; a satellite still knows its own.
-            self.close_lost_transactions(cid, snapshot.transaction_id)
+            # Its register (persisted by the board) is what the lost transactions ended at.
+            register = snapshot.meter.energy_wh if snapshot.meter is not None else None
+            running = snapshot.transaction_id
+            self.backlog.run(
+                f"close of connector {cid}'s lost transactions",
+                lambda: self.close_lost_transactions(cid, running, register),
+            )
         if snapshot is not None and snapshot.transaction_id and cid not in self.active_tx:
             self.active_tx[cid] = Tx(snapshot.transaction_id, self.now(), "")
             self._timer.start(cid, self.now())
@@ -391,14 +534,17 @@ class OcppSession(SessionTransactions, SessionOps):
         await self.apply_persisted_reservations(cid, snapshot)
         self.status_changed(cid)
         async for event in stream:
-            self.on_port_event(cid, event)
+            try:
+                self.on_port_event(cid, event)
+            except Exception:  # one event can fail only itself (crash-only)
+                log.exception("connector %d: event %s not handled", cid, type(event.body).__name__)
 
     def on_port_event(self, cid: int, event: PortEvent) -> None:
         """Fold one port event in: status, meter, transactions, presented id tags."""
         body = event.body
         tracker = self.trackers.get(cid)
         if tracker is not None and tracker.apply(body) is not None:
-            self.status_changed(cid)
+            self.status_moved(cid)  # sent once it has held (MinimumStatusDuration, 4.9)
         if isinstance(body, MeterValue):
             self.latest_meter[cid] = body
         elif isinstance(body, SessionEvent):
@@ -406,8 +552,14 @@ class OcppSession(SessionTransactions, SessionOps):
         elif isinstance(body, LinkChanged) and body.connected and body.boot_id:
             # A board that restarted since we last linked it (perhaps while this main was down
             # too) took its transactions with it; with the same boot id its ring replays them.
-            if self.journal.board_linked(cid, body.boot_id):
-                self.close_lost_transactions(cid, None)
+            boot_id = body.boot_id
+
+            def relinked() -> None:
+                with transaction(self.conn):
+                    if self.journal.board_linked(cid, boot_id):
+                        self.close_lost_transactions(cid, None)
+
+            self.backlog.run(f"link of connector {cid}", relinked)
 
     # ------------------------------------------------------------ meter values
 
@@ -417,7 +569,7 @@ class OcppSession(SessionTransactions, SessionOps):
             deadline = self._timer.next_deadline(now)
             wait = 3600.0 if deadline is None else max(0.0, deadline - now)
             self._meter_wake.clear()
-            await wait_event(self._meter_wake, wait)
+            await wait_event(self._meter_wake, self._real_s(wait))
             for cid, context in self._timer.due(self.now()):
                 self.send_meter_values(cid, context)
 
@@ -432,10 +584,16 @@ class OcppSession(SessionTransactions, SessionOps):
             self._meter_wake.set()
         elif key == "HeartbeatInterval":
             self._hb_wake.set()
+        self.wake_for_key(key)
 
     def _interval(self, key: str, default: int) -> float:
-        """An interval config key in seconds, shrunk by `time_scale` (tests)."""
-        return float(self.config_int(key, default)) * self.options.time_scale
+        """An interval config key in (simulated) seconds, shrunk by `time_scale` (tests)."""
+        seconds = min(self.config_int(key, default), MAX_INTERVAL_S)
+        return float(max(0, seconds)) * self.options.time_scale
+
+    def _real_s(self, simulated_s: float) -> float:
+        """Real seconds to wait for `simulated_s` of the session's clock (`--speed N`)."""
+        return simulated_s / self.clock.speed
 
     def journal_tx_id(self, local_tx: str) -> int | None:
         return self.journal.transaction_id(local_tx)

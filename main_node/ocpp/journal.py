@@ -17,6 +17,10 @@ Theory of operation (OCPP 1.6 §4.10 "Transaction-related messages"):
 
 Delivery is at-least-once: a crash between sending and `mark_delivered` sends the entry again.
 
+- A write that fails (disk full, read-only file system, I/O error) loses nothing: the session
+  runs its journal writes through a `WriteBacklog`, which keeps a failed write in memory, in
+  order, with every later one behind it, until `flush` can make them (the disk works again).
+
 - Each transaction is started and stopped once, whatever its port replays: `enqueue` records
   in the same commit that `local_tx` was started / stopped (`started`, `stopped`), so a main
   restarted mid-transaction neither repeats a StartTransaction its satellite replays nor
@@ -26,14 +30,16 @@ Delivery is at-least-once: a crash between sending and `mark_delivered` sends th
 
 from __future__ import annotations
 
+import collections
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from main_node.ocpp.db import StoreError, ensure_schema, to_wire, transaction
 
-__all__ = ["TRANSACTION_ACTIONS", "Entry", "OpenTransaction", "TransactionJournal"]
+__all__ = ["TRANSACTION_ACTIONS", "Entry", "OpenTransaction", "TransactionJournal", "WriteBacklog"]
 
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues"})
 
@@ -273,3 +279,57 @@ class TransactionJournal:
         if row is None:
             raise StoreError(f"no pending journal entry {entry_id}")
         return str(row[0]), row[1], int(row[2])
+
+
+class WriteBacklog:
+    """Writes that the database refused, kept in memory in their order until it takes them.
+
+    `run(what, work)` makes the write now, unless earlier writes still wait (they must land
+    first: §4.10 order) or it fails with `sqlite3.OperationalError` (disk full, read-only, I/O
+    error); then it waits here and `fault` says why. `flush` retries the waiting writes, oldest
+    first. Each `work` is one SQLite transaction, or safe to run again after a partial run.
+    """
+
+    def __init__(self, on_fault: Callable[[], None] | None = None) -> None:
+        self._waiting: collections.deque[tuple[str, Callable[[], object]]] = collections.deque()
+        self._on_fault = on_fault
+        self.fault: str | None = None
+
+    def run(self, what: str, work: Callable[[], object]) -> bool:
+        """Write now if possible; True when written, False when kept for `flush`."""
+        if self._waiting:
+            self._waiting.append((what, work))
+            return False
+        try:
+            work()
+        except sqlite3.OperationalError as exc:
+            self._waiting.append((what, work))
+            self.note_fault(exc)
+            return False
+        return True
+
+    def note_fault(self, exc: sqlite3.Error) -> None:
+        """Record a storage fault (also one met by a read) and tell the owner."""
+        self.fault = str(exc) or type(exc).__name__
+        if self._on_fault is not None:
+            self._on_fault()
+
+    def flush(self) -> bool:
+        """Retry the waiting writes in order; True when none is left (the fault is over)."""
+        while self._waiting:
+            _, work = self._waiting[0]
+            try:
+                work()
+            except sqlite3.OperationalError as exc:
+                self.fault = str(exc) or type(exc).__name__
+                return False
+            self._waiting.popleft()
+        self.fault = None
+        return True
+
+    def waiting(self) -> list[str]:
+        """What each waiting write is, oldest first (for the log and the tests)."""
+        return [what for what, _ in self._waiting]
+
+    def __len__(self) -> int:
+        return len(self._waiting)

@@ -20,7 +20,7 @@ from ocpp.v16 import call
 from chargeport.port import MeterValue, SessionEvent, StopReason
 from chargeport.port import SessionEventType as Ev
 from main_node.ocpp.db import transaction
-from main_node.ocpp.journal import TransactionJournal
+from main_node.ocpp.journal import TransactionJournal, WriteBacklog
 from main_node.ocpp.meter_values import (
     DEFAULT_MEASURANDS,
     MeterTimer,
@@ -47,6 +47,7 @@ class SessionTransactions(SessionAuth):
     """Folds session events into journaled transaction messages and meter values."""
 
     journal: TransactionJournal
+    backlog: WriteBacklog  # journal writes run through it: kept in memory when they fail
     tx_data: TxDataStore
     tx_ended: asyncio.Event
     _timer: MeterTimer
@@ -76,9 +77,16 @@ class SessionTransactions(SessionAuth):
                 }
                 if tx.reservation_id is not None:
                     payload["reservation_id"] = tx.reservation_id
-                with transaction(self.conn):
-                    self.journal.enqueue("StartTransaction", payload, cid, tx.transaction_id)
-                    self._keep_reading(cid, tx.transaction_id, ts, "Transaction.Begin", tx.meter_wh)
+                local_tx, meter_wh = tx.transaction_id, tx.meter_wh
+
+                def start() -> None:
+                    if self.journal.started(local_tx):
+                        return  # journaled meanwhile (a replay while this waited)
+                    with transaction(self.conn):
+                        self.journal.enqueue("StartTransaction", payload, cid, local_tx)
+                        self._keep_reading(cid, local_tx, ts, "Transaction.Begin", meter_wh)
+
+                self.backlog.run(f"StartTransaction on connector {cid}", start)
                 self.reservation_used(tx.reservation_id)
             # else: a restarted main hears a running transaction again (its satellite replays
             # it): the CSMS already has its StartTransaction, the transaction simply goes on.
@@ -95,7 +103,14 @@ class SessionTransactions(SessionAuth):
                     self.active_tx.pop(cid, None)
                     self._timer.stop(cid)
                 return
-            self._journal_stop(cid, tx.transaction_id, tx.meter_wh, ts, tx.stop_reason, tx.id_tag)
+            local_tx, meter_wh = tx.transaction_id, tx.meter_wh
+            reason, id_tag = tx.stop_reason, tx.id_tag
+
+            def stop() -> None:
+                if not self.journal.stopped(local_tx):
+                    self._journal_stop(cid, local_tx, meter_wh, ts, reason, id_tag)
+
+            self.backlog.run(f"StopTransaction on connector {cid}", stop)
             self.active_tx.pop(cid, None)
             self.tx_ended.set()
             self.profiles.transaction_ended(cid)
@@ -109,18 +124,22 @@ class SessionTransactions(SessionAuth):
             # A locally presented id tag (RFID swipe) comes as AuthRequired with its tag.
             self.spawn(self.async_local_authorize(cid, tx.id_tag))
 
-    def close_lost_transactions(self, cid: int, running: str | None) -> None:
+    def close_lost_transactions(
+        self, cid: int, running: str | None, register_wh: float | None = None
+    ) -> None:
         """At start: end the transactions journaled open on `cid` that its port no longer runs.
 
         The main's own port died with the previous process, so nobody else will report their
-        end: StopTransaction with reason PowerLoss (OCPP 1.6 section 6.49 Reason) and the last
-        reading journaled for them (what the CSMS saw last).
+        end: StopTransaction with reason PowerLoss (OCPP 1.6 section 6.49 Reason). It carries
+        the port's meter register at restart when the board kept it (the billing truth), else
+        the last reading journaled for the transaction; never less than the journaled one.
         """
         for lost in self.journal.open_transactions(cid):
             if lost.local_tx == running:
                 continue
+            meter_wh = max(lost.meter_wh, register_wh or 0.0)
             self._journal_stop(
-                cid, lost.local_tx, lost.meter_wh, self.now(), StopReason.POWER_LOSS, lost.id_tag
+                cid, lost.local_tx, meter_wh, self.now(), StopReason.POWER_LOSS, lost.id_tag
             )
             self.tx_ended.set()
             self._wake.set()
@@ -150,14 +169,24 @@ class SessionTransactions(SessionAuth):
             self.journal.enqueue("StopTransaction", stop, cid, local_tx)
 
     def _keep_reading(
-        self, cid: int, local_tx: str, ts: float, context: str, meter_wh: float | None = None
+        self,
+        cid: int,
+        local_tx: str,
+        ts: float,
+        context: str,
+        meter_wh: float | None = None,
+        reading: MeterValue | None = None,
     ) -> None:
         """Keep a reading for StopTransaction.req transactionData (keys 9.1.25 / 9.1.27)."""
         key = "StopTxnAlignedData" if context == "Sample.Clock" else "StopTxnSampledData"
         measurands = self._measurands(key, "")
         if not measurands:
             return
-        mv = self.latest_meter.get(cid) or MeterValue(energy_wh=meter_wh or 0.0, power_w=0.0)
+        mv = (
+            reading
+            or self.latest_meter.get(cid)
+            or MeterValue(energy_wh=meter_wh or 0.0, power_w=0.0)
+        )
         if meter_wh is not None:
             # Begin / End carry the register the transaction itself started / stopped at.
             mv = dataclasses.replace(mv, energy_wh=meter_wh)
@@ -176,13 +205,18 @@ class SessionTransactions(SessionAuth):
         entry = meter_value_entry(self.now(), mv, context, self._measurands(key))
         tx = self.active_tx.get(cid)
         if tx is not None and context != "Trigger":
-            with transaction(self.conn):
-                self.journal.enqueue(
-                    "MeterValues", meter_values_payload(cid, [entry]), cid, tx.local_tx
-                )
-                # What a restarted main closes this transaction with if its port died too.
-                self.journal.note_meter(tx.local_tx, mv.energy_wh)
-                self._keep_reading(cid, tx.local_tx, self.now(), context)
+            local_tx, now = tx.local_tx, self.now()
+
+            def journal() -> None:
+                with transaction(self.conn):
+                    self.journal.enqueue(
+                        "MeterValues", meter_values_payload(cid, [entry]), cid, local_tx
+                    )
+                    # What a restarted main closes this transaction with if its port died too.
+                    self.journal.note_meter(local_tx, mv.energy_wh)
+                    self._keep_reading(cid, local_tx, now, context, reading=mv)
+
+            self.backlog.run(f"MeterValues of connector {cid}", journal)
             self._wake.set()
             return
         tx_id = self.journal.transaction_id(tx.local_tx) if tx is not None else None

@@ -170,11 +170,12 @@ async def test_bad_frames_get_ocpp16_call_errors_and_station_keeps_running_ocpp_
                 "u4",
                 "TypeConstraintViolation",
             ),
-            ('[2,"u5","NoSuchAction",{}]', "u5", "NotSupported"),
+            # 4.2.3: NotImplemented = action not known; NotSupported = known, not supported.
+            ('[2,"u5","NoSuchAction",{}]', "u5", "NotImplemented"),
             (
                 '[2,"u6","GetLog",{"log":{},"logType":"DiagnosticsLog","requestId":1}]',
                 "u6",
-                "NotImplemented",
+                "NotSupported",
             ),
             ('[2,"u7","Reset"]', "u7", "FormationViolation"),
         ]
