@@ -18,7 +18,6 @@ retries, statuses Uploading then Uploaded | UploadFailed, each once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -378,11 +377,21 @@ class SystemAggregator:
             await self._clock.sleep(self._poll)
 
     async def _await_running(self, board: BoardSystem, before: BoardInfo, version: str) -> None:
-        """Poll until the board is back with a new boot id; it must run `version`."""
-        deadline = self._clock.monotonic() + self._restart_timeout
+        """Poll until the board is back with a new boot id; it must run `version`.
+
+        A board whose service manager does not restart it would be waited for in silence:
+        say what is awaited every few seconds, and at the deadline fail with the reason."""
+        start = self._clock.monotonic()
+        deadline = start + self._restart_timeout
+        every = min(10.0, self._restart_timeout / 4)
+        next_note = start + every
+        why = "no answer yet"
         while True:
-            with contextlib.suppress(BoardError):
+            try:
                 info = await board.info()
+            except BoardError as exc:
+                why = f"unreachable: {exc}"
+            else:
                 if info.boot_id != before.boot_id:
                     if info.firmware_version != version:
                         raise BoardError(
@@ -390,8 +399,24 @@ class SystemAggregator:
                             f"not {version}"
                         )
                     return
-            if self._clock.monotonic() > deadline:
-                raise BoardError(f"board {before.serial} did not come back on {version}")
+                why = "still running its old boot"
+            now = self._clock.monotonic()
+            if now > deadline:
+                raise BoardError(
+                    f"board {before.serial} did not restart into {version} within "
+                    f"{self._restart_timeout:g} s ({why}); check that its service manager "
+                    "(systemd) restarts it after exit 75"
+                )
+            if now >= next_note:
+                log.warning(
+                    "waiting for %s to restart into %s (%.0f s of %.0f s; %s)",
+                    before.serial,
+                    version,
+                    now - start,
+                    self._restart_timeout,
+                    why,
+                )
+                next_note += every
             await self._clock.sleep(self._poll)
 
     async def _confirm_all(self, boards: Sequence[BoardSystem]) -> None:
