@@ -16,7 +16,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -172,8 +172,11 @@ class CentralSystem:
         password: str = "",
         ssl_context: ssl.SSLContext | None = None,
         response_timeout: float = 10.0,
+        parents: Mapping[str, str] | None = None,
     ) -> None:
         self.accepted_tags = {t.casefold() for t in accepted_tags}
+        # id tag -> its parentIdTag, answered in idTagInfo (OCPP 1.6 section 7.25).
+        self.parents = {k.casefold(): v for k, v in (parents or {}).items()}
         self.boot_status = boot_status
         self.boot_interval = boot_interval
         self.password = password
@@ -269,7 +272,11 @@ class CentralSystem:
 
     def id_tag_info(self, id_tag: str) -> dict[str, Any]:
         ok = id_tag.casefold() in self.accepted_tags
-        return {"status": "Accepted" if ok else "Invalid"}
+        info: dict[str, Any] = {"status": "Accepted" if ok else "Invalid"}
+        parent = self.parents.get(id_tag.casefold())
+        if parent is not None:
+            info["parent_id_tag"] = parent
+        return info
 
     def actions(self, name: str) -> list[dict[str, Any]]:
         return [p for a, p in self.messages if a == name]

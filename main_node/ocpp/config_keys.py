@@ -113,7 +113,7 @@ STANDARD_KEYS: tuple[KeySpec, ...] = (
     ),
     _ro("MeterValuesSampledDataMaxLength", "int", "22"),
     _rw("MeterValueSampleInterval", "int", "60"),
-    _rw("MinimumStatusDuration", "int", "0"),
+    _rw("MinimumStatusDuration", "int", "1"),  # §4.9: statuses held < 1 s are not sent
     _ro("NumberOfConnectors", "int", "1"),
     _rw("ResetRetries", "int", "3"),
     _rw("StopTransactionOnEVSideDisconnect", "bool", "true"),

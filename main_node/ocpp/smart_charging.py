@@ -58,6 +58,7 @@ class _Profile:
     unit: str
     periods: tuple[tuple[float, float, int], ...]  # (startPeriod, limit, numberPhases)
     received_at: float
+    transaction_id: int | None = None  # a TxProfile's transactionId, when it names one
 
     def start(self, t: float, anchor: float) -> float:
         """When the schedule occurrence covering `t` starts."""
@@ -127,6 +128,11 @@ def parse_profile(
         purpose, kind = p["chargingProfilePurpose"], p["chargingProfileKind"]
         if not (isinstance(ident, int) and isinstance(stack, int) and stack >= 0):
             return None
+        transaction_id = p.get("transactionId")
+        if transaction_id is not None and (
+            isinstance(transaction_id, bool) or not isinstance(transaction_id, int)
+        ):
+            return None
         if purpose not in PURPOSES or kind not in _KINDS:
             return None
         period_s = None
@@ -164,6 +170,7 @@ def parse_profile(
             unit=unit,
             periods=tuple(periods),
             received_at=received_at,
+            transaction_id=transaction_id,
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
@@ -189,10 +196,13 @@ class ProfileStore:
         max_profiles: int = 32,
         allowed_units: Iterable[str] = ("A", "W"),
         max_current_a: float = 32.0,
+        transaction_of: Callable[[int], int | None] | None = None,
     ) -> None:
         ensure_schema(conn)
         self._conn = conn
         self.active_tx = active_tx
+        # The CSMS's transactionId of the transaction on a connector (None while unknown).
+        self.transaction_of = transaction_of
         self.number_of_connectors = number_of_connectors
         self.voltage = voltage
         self.max_stack_level = max_stack_level
@@ -369,6 +379,13 @@ class ProfileStore:
             return False  # §3.13.1: only on connector 0
         if p.purpose == "TxProfile" and (p.connector_id == 0 or not self.active_tx(p.connector_id)):
             return False  # §3.13.2: only with an active transaction on that connector
+        if (
+            p.purpose == "TxProfile"
+            and p.transaction_id is not None
+            and self.transaction_of is not None
+            and self.transaction_of(p.connector_id) != p.transaction_id
+        ):
+            return False  # §3.13.4: a TxProfile naming another transaction is Rejected
         return (
             p.stack_level <= self.max_stack_level
             and p.unit in self.allowed_units

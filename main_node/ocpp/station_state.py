@@ -9,6 +9,7 @@ port's status rather than trusted blindly (a replaced reservation ends and start
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -19,7 +20,8 @@ from chargeport.clock import Clock
 from chargeport.port import ChargePort, MeterValue, PortError, PortStatus
 from main_node.ocpp.availability import AvailabilityStore
 from main_node.ocpp.config_keys import ConfigStore
-from main_node.ocpp.connector_status import ConnectorStatus, ConnectorStatusTracker
+from main_node.ocpp.connection_timeout import PendingAuthorizations
+from main_node.ocpp.connector_status import ConnectorStatus, ConnectorStatusTracker, StatusGate
 from main_node.ocpp.db import StoreError, parse_datetime
 from main_node.ocpp.meter_values import DEFAULT_MEASURANDS
 from main_node.ocpp.reservations import (
@@ -51,6 +53,8 @@ class StationState:
         conn: sqlite3.Connection,
         clock: Clock,
         config_defaults: Mapping[str, str] | None = None,
+        *,
+        boot_window_s: float = 30.0,
     ) -> None:
         self.ports = ports
         self.clock = clock
@@ -71,6 +75,7 @@ class StationState:
             lambda cid: cid in self.active_tx,
             number_of_connectors=len(ports),
             max_current_a=max((p.info.max_current_a for p in ports.values()), default=32.0),
+            transaction_of=self.ocpp_transaction_id,
         )
         self.availability = AvailabilityStore(conn, len(ports))
         self.trackers: dict[int, ConnectorStatusTracker] = {}
@@ -80,6 +85,13 @@ class StationState:
         self.reservations = ReservationStore(conn)
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+        # When statuses go out (boot window, MinimumStatusDuration) and ConnectionTimeOut.
+        self.status_gate = StatusGate(clock.time() + boot_window_s)
+        self._status_wake = asyncio.Event()
+        self.pending_auth = PendingAuthorizations()
+        self._auth_wake = asyncio.Event()
+        self._ping_wake = asyncio.Event()
+        self.pongs = 0  # websocket pongs the CSMS returned (WebSocketPingInterval)
 
     def now(self) -> float:
         return self.clock.time()
@@ -101,11 +113,32 @@ class StationState:
     def config_bool(self, key: str, default: bool) -> bool:
         return self.config_str(key, "true" if default else "false") == "true"
 
+    def _interval(self, key: str, default: int) -> float:
+        """An interval key in seconds (the session shrinks it by its time scale)."""
+        return float(self.config_int(key, default))
+
+    def wake_for_key(self, key: str) -> None:
+        """A ChangeConfiguration of `key` applies at once: wake the loop that reads it."""
+        if key == "MinimumStatusDuration":
+            self._status_wake.set()
+        elif key == "ConnectionTimeOut":
+            self._auth_wake.set()
+        elif key == "WebSocketPingInterval":
+            self._ping_wake.set()
+
+    def pong_received(self) -> None:
+        self.pongs += 1
+
     # ------------------------------------------------------------ transactions
 
     def transaction_start(self, connector_id: int) -> float | None:
         tx: _ActiveTx | None = self.active_tx.get(connector_id)
         return None if tx is None else tx.started
+
+    def ocpp_transaction_id(self, connector_id: int) -> int | None:
+        """The CSMS's transactionId of the transaction running on a connector, when known."""
+        tx: _ActiveTx | None = self.active_tx.get(connector_id)
+        return None if tx is None else self.journal_tx_id(tx.local_tx)
 
     def connector_of_transaction(self, transaction_id: int) -> int | None:
         for cid, tx in self.active_tx.items():
@@ -162,6 +195,46 @@ class StationState:
 
     def status_changed(self, cid: int) -> None:
         raise NotImplementedError  # the session sends StatusNotification
+
+    # ------------------------------------------------------------ when statuses go out (4.9)
+
+    def status_held(self, cid: int) -> bool:
+        """True while `cid`'s board has not linked yet within the boot window: say nothing."""
+        tracker = self.trackers.get(cid)
+        if tracker is None or not self.status_gate.booting(tracker.linked_once, self.now()):
+            return False
+        self.status_gate.hold(cid)
+        self._status_wake.set()
+        return True
+
+    def status_moved(self, cid: int) -> None:
+        """A port event changed `cid`'s status: send it once it has held (MinimumStatusDuration)."""
+        if self.status_held(cid):
+            return
+        self.status_gate.min_duration_s = self._interval("MinimumStatusDuration", 0)
+        if self.status_gate.changed(cid, self.status_of(cid), self.now()):
+            self.status_changed(cid)
+        self._status_wake.set()
+
+    async def async_status_loop(self) -> None:
+        """Send the statuses that have held long enough, and those the boot window released."""
+        while True:
+            self.status_gate.min_duration_s = self._interval("MinimumStatusDuration", 0)
+            for cid in self.status_gate.due(self.now()):
+                self.status_changed(cid)
+            self._status_wake.clear()
+            deadline = self.status_gate.next_deadline()
+            await self._sleep_until(self._status_wake, deadline)
+
+    async def _sleep_until(self, wake: asyncio.Event, deadline: float | None) -> None:
+        """Wait for `wake` or the clock to reach `deadline` (None = only `wake`)."""
+        wait = 3600.0 if deadline is None else (deadline - self.now()) / self.clock.speed
+        if wait <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await wake.wait()
 
     # ------------------------------------------------------------ reservations (section 5.13)
 
@@ -261,12 +334,29 @@ class StationState:
             self._forget(reservation_id)
             self.reservations_changed()
 
-    def reservation_check(self, cid: int, id_tag: str) -> tuple[bool, int | None]:
-        """May `id_tag` start on `cid`, and the reservation it redeems (section 5.13)."""
+    def reservation_check(
+        self, cid: int, id_tag: str, parent_id_tag: str | None = None
+    ) -> tuple[bool, int | None]:
+        """May `id_tag` (child of `parent_id_tag`) start on `cid`, and the reservation it
+        redeems (section 5.13). Without `parent_id_tag`, the parent the station knows locally
+        (local list, cache) is used."""
+        if parent_id_tag is None and self.reserved_for_a_parent(cid):
+            parent_id_tag = self.local_parent_id_tag(id_tag)
         allowed, used = decide_start(
-            cid, id_tag, None, self._statuses(), self.reservations.all(), self.now()
+            cid, id_tag, parent_id_tag, self._statuses(), self.reservations.all(), self.now()
         )
         return allowed, None if used is None else used.reservation_id
+
+    def local_parent_id_tag(self, id_tag: str) -> str | None:
+        """The parentIdTag of `id_tag` as the local list or cache knows it (the session's)."""
+        return None
+
+    def reserved_for_a_parent(self, cid: int) -> bool:
+        """A live reservation on `cid` or on the station names a parentIdTag (section 5.13)."""
+        return any(
+            r.parent_id_tag and r.connector_id in (0, cid)
+            for r in self.reservations.active(self.now())
+        )
 
     def reservation_for(self, cid: int, id_tag: str) -> int | None:
         """The reservation an id tag redeems on `cid`, if any."""
