@@ -35,8 +35,10 @@ from chargeport.port import (
 from chargeport.tasks import OwnedTasks
 from evse import cp as cpm
 from evse import session as ss
+from evse.errors import Refused
 from evse.local_port import EventBus, LocalPort
 from evse.metering import Metering
+from evse.ocmf import SignedRecord
 from evse.protection import (
     ContactorMachine,
     Fault,
@@ -47,6 +49,7 @@ from evse.protection import (
     ThermalStep,
 )
 from evse.pwm import DUTY_OFF, DUTY_UNAVAILABLE, MIN_CURRENT_A, duty_from_amps
+from evse.signing import BoardSigning
 
 __all__ = ["EvseRuntime", "RuntimeTiming"]
 
@@ -78,8 +81,10 @@ class EvseRuntime:
         id_factory: Callable[[], str] | None = None,
         start_enabled: bool = True,
         timing: RuntimeTiming | None = None,
+        signing: BoardSigning | None = None,
     ) -> None:
         self.board = board
+        self.signing = signing  # OCMF records of this board's register (port.meter_signing)
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.timing = timing or RuntimeTiming()
@@ -328,7 +333,10 @@ class EvseRuntime:
         effects = self.session.handle(event, self.clock.time(), self._energy_wh)
         for e in effects:
             if isinstance(e, ss.Emit):
-                self.bus.publish(SessionEvent(e.type, e.session_id, e.transaction))
+                body = SessionEvent(e.type, e.session_id, e.transaction)
+                if self.signing is not None:  # signed before anyone hears of the begin/end
+                    await self.signing.on_session_event(body, self.clock.time())
+                self.bus.publish(body)
             else:
                 await self._apply_outputs()
 
@@ -373,6 +381,14 @@ class EvseRuntime:
         if drive.lock != self._locked:
             self._locked = drive.lock
             await self.board.lock.lock(drive.lock)
+
+    async def sign_reading(self) -> SignedRecord | None:
+        """An on-demand OCMF record of the register (TX=C in a transaction, else fiscal)."""
+        if self.signing is None:
+            raise Refused("meter signing is off (port.meter_signing = false)")
+        async with self.lock:
+            tx = self.session.transaction
+            return await self.signing.on_demand(self.clock.time(), self._energy_wh, tx)
 
     async def run_locked(self, fn: Callable[[], Awaitable[None]]) -> None:
         """Run `fn` under the runtime lock (commands from `LocalPort`)."""
