@@ -16,12 +16,14 @@ from pathlib import Path
 from chargeport.errors import ChargeportError
 from evse.meter_key import MeterKeyError, load_signer
 from evse.ocmf import (
+    public_key_hex,
+)
+from evse.ocmf_verify import (
     InvalidRecord,
     PagingGuard,
     ParsedRecord,
     key_id,
     load_public_key,
-    public_key_hex,
     verify_record,
 )
 

@@ -17,11 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyocmf import OCMF, IssueCode, SignatureVerificationError, SpecWarning
 
 from evse.ocmf import (
-    InvalidRecord,
     MeterIdentity,
     MeterStatus,
     OcmfMeter,
-    PagingGuard,
     Reading,
     ReadingReason,
     SignedRecord,
@@ -31,10 +29,14 @@ from evse.ocmf import (
     build_payload,
     format_energy_kwh,
     format_time,
+    public_key_hex,
+)
+from evse.ocmf_verify import (
+    InvalidRecord,
+    PagingGuard,
     key_id,
     load_public_key,
     parse_record,
-    public_key_hex,
     verify_record,
 )
 

@@ -19,10 +19,12 @@ from evse.meter_key import (
 )
 from evse.ocmf import (
     MeterIdentity,
-    PagingGuard,
     Reading,
     ReadingReason,
     UserAssignment,
+)
+from evse.ocmf_verify import (
+    PagingGuard,
     key_id,
     load_public_key,
     verify_record,

@@ -24,9 +24,11 @@ from chargeport.port import PortEvent, SessionEvent, SessionEventType, StopReaso
 from evse.errors import Refused
 from evse.meter_key import PAGING_FILE
 from evse.ocmf import (
-    PagingGuard,
     ReadingReason,
     format_energy_kwh,
+)
+from evse.ocmf_verify import (
+    PagingGuard,
     key_id,
     load_public_key,
     verify_record,
