@@ -152,8 +152,18 @@ class EnergyConfig:
 @dataclass(frozen=True)
 class MqttConfig:
     host: str = ""  # empty = no MQTT
-    port: int = 1883
+    port: int = 1883  # 8883 is the usual port with tls = true
     prefix: str = "chargeport"
+    username: str = ""  # empty = anonymous
+    password: str = ""
+    tls: bool = False
+    ca_file: str = ""  # PEM; empty = the system's CAs (with tls = true)
+    cert_file: str = ""  # optional client certificate (PEM) ...
+    key_file: str = ""  # ... and its key
+    tls_insecure: bool = False  # skip the broker hostname check (never in production)
+    commands: bool = False  # accept connector/<n>/cmd/* (enable, disable, limit)
+    mains: bool = False  # accept building mains readings on <prefix>/<station>/mains
+    mains_max_a: float = 0.0  # plausible reading per phase; 0 = 2 x energy.site_limit_a
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,12 @@ class DashboardConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
-    operator_password: str = ""  # empty = read-only
+    operator_password: str = ""  # empty = read-only; prefer operator_password_hash
+    # scrypt hash (`python -m main_node.dashboard_auth` prints one); the password itself is
+    # then nowhere on the board
+    operator_password_hash: str = ""
+    tls_cert_file: str = ""  # PEM; with tls_key_file the dashboard serves https only
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -330,6 +345,8 @@ def _check(config: object) -> None:
             )
     if isinstance(config, MainConfig):
         _check_energy(config.energy)
+        _check_mqtt(config.mqtt)
+        _check_dashboard(config.dashboard)
         seen: dict[int, str] = {config.station.local_connector: "the local port"}
         serials: set[str] = set()
         if len(config.satellites) > config.station.max_satellites:
@@ -414,6 +431,35 @@ def prepare_state_dir(path: str | Path, key: str) -> Path:
             f"(chown/chmod) or point {key} elsewhere"
         ) from None
     return folder
+
+
+def _check_mqtt(mqtt: MqttConfig) -> None:
+    """TLS files only with tls = true; a password only with a user; a key only with a cert."""
+    if not mqtt.tls:
+        for key in ("ca_file", "cert_file", "key_file"):
+            if getattr(mqtt, key):
+                raise ConfigError(f"mqtt.{key}: only used with mqtt.tls = true")
+        if mqtt.tls_insecure:
+            raise ConfigError("mqtt.tls_insecure: only meaningful with mqtt.tls = true")
+    if mqtt.password and not mqtt.username:
+        raise ConfigError("mqtt.password: set mqtt.username too")
+    if mqtt.key_file and not mqtt.cert_file:
+        raise ConfigError("mqtt.key_file: set mqtt.cert_file (the client certificate) too")
+    if mqtt.mains_max_a < 0:
+        raise ConfigError(f"mqtt.mains_max_a: expected >= 0 A, got {mqtt.mains_max_a:g}")
+
+
+def _check_dashboard(dashboard: DashboardConfig) -> None:
+    if dashboard.operator_password and dashboard.operator_password_hash:
+        raise ConfigError(
+            "dashboard.operator_password: remove it when operator_password_hash is set"
+        )
+    if dashboard.operator_password_hash and not dashboard.operator_password_hash.startswith(
+        "scrypt$"
+    ):
+        raise ConfigError("dashboard.operator_password_hash: expected scrypt$N$r$p$salt$hash")
+    if bool(dashboard.tls_cert_file) != bool(dashboard.tls_key_file):
+        raise ConfigError("dashboard.tls_cert_file and tls_key_file: set both or neither")
 
 
 def _check_energy(energy: EnergyConfig) -> None:

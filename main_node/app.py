@@ -238,14 +238,13 @@ class MainApp:
             if config.mqtt.host:
                 from main_node.mqtt_api import MqttApi
 
-                mqtt = MqttApi(
-                    config.mqtt.host,
-                    config.mqtt.port,
-                    config.mqtt.prefix,
+                mqtt = MqttApi.from_config(
+                    config.mqtt,
                     config.station.id,
                     station.ports,
                     energy,
                     min_current_a=config.energy.min_current_a,
+                    site_limit_a=config.energy.site_limit_a,
                 )
                 await mqtt.start()
                 stack.push_async_callback(mqtt.stop)
@@ -267,6 +266,9 @@ class MainApp:
                     port=config.dashboard.port,
                     operator_password=config.dashboard.operator_password,
                     collect_diagnostics=collect,
+                    operator_password_hash=config.dashboard.operator_password_hash,
+                    tls_cert_file=config.dashboard.tls_cert_file,
+                    tls_key_file=config.dashboard.tls_key_file,
                 )
                 await self.dashboard.start()
                 stack.push_async_callback(self.dashboard.stop)

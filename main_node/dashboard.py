@@ -4,28 +4,50 @@ GET / is a single page; GET /api/state is the StationView snapshot; GET /ws push
 snapshot whenever the view changes (coalesced, so a burst of meter values is one message).
 Actions (enable/disable a gun, collect diagnostics) need the operator password; without one
 configured the dashboard is read-only.
+
+Security (issue 14; the pure parts are in main_node/dashboard_auth.py): optional TLS from
+certificate paths; the password kept only as an scrypt hash and compared in constant time;
+wrong passwords limited per client (then 429 with Retry-After); CSP and friends on every
+response; a WebSocket or POST whose Origin is another site is refused (403).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
+import math
+import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from chargeport.errors import ChargeportError
 from chargeport.port import ChargePort, PortError
+from chargeport.security_log import DASHBOARD_LOGIN_FAILED, security_event
 from chargeport.tasks import OwnedTasks
+from main_node.dashboard_auth import (
+    LoginLimiter,
+    check_hash,
+    hash_password,
+    same_origin,
+    security_headers,
+    verify_password,
+)
 from main_node.view import StationView
 
-__all__ = ["Dashboard"]
+__all__ = ["Dashboard", "DashboardConfigError"]
 
 log = logging.getLogger(__name__)
 
 PUSH_INTERVAL_S = 0.2  # coalesce changes into at most five pushes a second
+STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+
+
+class DashboardConfigError(ChargeportError):
+    """The dashboard's password hash or TLS files cannot be used."""
 
 
 class Dashboard:
@@ -40,12 +62,33 @@ class Dashboard:
         port: int = 8080,
         operator_password: str = "",
         collect_diagnostics: Callable[[], Awaitable[str]] | None = None,
+        operator_password_hash: str = "",
+        tls_cert_file: str = "",
+        tls_key_file: str = "",
+        max_failures: int = 5,
+        failure_window_s: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._view = view
         self._ports = ports
         self._host = host
         self._port = port
-        self._password = operator_password
+        if operator_password and operator_password_hash:
+            raise DashboardConfigError(
+                "dashboard: set operator_password_hash or operator_password, not both"
+            )
+        if operator_password_hash:
+            try:
+                check_hash(operator_password_hash)
+            except ValueError as exc:
+                raise DashboardConfigError(f"dashboard.{exc}") from None
+        # Only the hash is kept: a plain password from the config is hashed right here.
+        self._hash = operator_password_hash or (
+            hash_password(operator_password) if operator_password else ""
+        )
+        self._tls = (tls_cert_file, tls_key_file) if tls_cert_file else None
+        self._limiter = LoginLimiter(max_failures, failure_window_s)
+        self._monotonic = monotonic
         self._collect = collect_diagnostics
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -56,11 +99,29 @@ class Dashboard:
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self.bound_port}/"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{self._host}:{self.bound_port}/"
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if self._tls is None:
+            return None
+        cert, key = self._tls
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(cert, key or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise DashboardConfigError(f"dashboard: TLS certificate/key unusable: {exc}") from None
+        return context
+
+    async def _headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(security_headers(request.host, self._tls is not None))
 
     def _app(self) -> web.Application:
         app = web.Application()
+        app.on_response_prepare.append(self._headers)
         app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/api/connectors/{connector}/{action}", self._connector_action)
@@ -68,16 +129,17 @@ class Dashboard:
         return app
 
     async def start(self) -> None:
+        context = self._ssl_context()
         self._runner = web.AppRunner(self._app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=context)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
         self._remove_listener = self._view.add_listener(self._changed.set)
         self._tasks.spawn(self._pusher(), "dashboard-push")
-        log.info("dashboard at %s (%s)", self.url, "operator" if self._password else "read-only")
+        log.info("dashboard at %s (%s)", self.url, "operator" if self._hash else "read-only")
 
     async def stop(self) -> None:
         if self._remove_listener is not None:
@@ -94,15 +156,27 @@ class Dashboard:
         page = resources.files("main_node").joinpath("static/dashboard.html").read_text()
         return web.Response(text=page, content_type="text/html")
 
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC:  # a fixed list: no path ever comes from the request
+            raise web.HTTPNotFound()
+        text = resources.files("main_node").joinpath(f"static/{name}").read_text()
+        return web.Response(text=text, content_type=STATIC[name])
+
+    def _foreign(self, request: web.Request) -> bool:
+        return not same_origin(request.headers.get("Origin"), request.host, self._tls is not None)
+
     def _snapshot(self) -> dict[str, Any]:
         snap = self._view.snapshot()
-        snap["read_only"] = not self._password
+        snap["read_only"] = not self._hash
         return snap
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self._snapshot())
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+        if self._foreign(request):  # cross-site WebSocket hijacking: another page's script
+            raise web.HTTPForbidden(text="foreign Origin")
         ws = web.WebSocketResponse(heartbeat=10.0)
         await ws.prepare(request)
         self._sockets.add(ws)
@@ -128,19 +202,32 @@ class Dashboard:
                         self._sockets.discard(ws)
             await asyncio.sleep(PUSH_INTERVAL_S)
 
-    def _authorized(self, request: web.Request) -> web.Response | None:
+    async def _authorized(self, request: web.Request) -> web.Response | None:
         """None when the request may act; otherwise the error response to send."""
-        if not self._password:
+        if not self._hash:
             return web.json_response(
                 {"error": "read-only: no operator password is configured"}, status=403
             )
+        if self._foreign(request):
+            return web.json_response({"error": "foreign Origin"}, status=403)
+        client = request.remote or "?"
+        wait = self._limiter.retry_after(client, self._monotonic())
+        if wait:
+            return web.json_response(
+                {"error": f"too many wrong passwords; retry in {math.ceil(wait)} s"},
+                status=429,
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
         given = request.headers.get("X-Operator-Password", "")
-        if not hmac.compare_digest(given.encode(), self._password.encode()):
+        # scrypt takes tens of ms on purpose: off the loop, so the pushes keep flowing.
+        if not await asyncio.to_thread(verify_password, given, self._hash):
+            self._limiter.failed(client, self._monotonic())
+            security_event(DASHBOARD_LOGIN_FAILED, f"wrong operator password from {client}")
             return web.json_response({"error": "wrong operator password"}, status=401)
         return None
 
     async def _connector_action(self, request: web.Request) -> web.Response:
-        denied = self._authorized(request)
+        denied = await self._authorized(request)
         if denied is not None:
             return denied
         action = request.match_info["action"]
@@ -157,7 +244,7 @@ class Dashboard:
         return web.json_response({"ok": True})
 
     async def _diagnostics(self, request: web.Request) -> web.Response:
-        denied = self._authorized(request)
+        denied = await self._authorized(request)
         if denied is not None:
             return denied
         if self._collect is None:

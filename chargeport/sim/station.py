@@ -76,6 +76,7 @@ def prepare(
 ) -> SimLayout:
     """Write PKI, firmware signing key and one config per board into `state_dir`."""
     from chargeport import bundle, pki
+    from main_node.dashboard_auth import hash_password
 
     state_dir.mkdir(parents=True, exist_ok=True)
     run_id = _run_id(state_dir)
@@ -118,14 +119,19 @@ def prepare(
     for i, serial in enumerate(serials):
         main_text += _table("satellites", {"serial": serial, "connector": i + 2}, array=True)
     main_text += _table("ocpp", {"csms_url": csms_url, "meter_value_sample_interval_s": 10})
+    # Only the password's hash goes into the file (the sim prints the password itself).
+    password_hash = hash_password(operator_password) if operator_password else None
     main_text += _table(
-        "dashboard", {"port": dashboard_port, "operator_password": operator_password}
+        "dashboard", {"port": dashboard_port, "operator_password_hash": password_hash}
     )
     if mqtt is not None:
-        main_text += _table("mqtt", {"host": mqtt[0], "port": mqtt[1]})
+        # The sim is the operator's own playground: its MQTT inputs are on.
+        main_text += _table(
+            "mqtt", {"host": mqtt[0], "port": mqtt[1], "commands": True, "mains": True}
+        )
     main_text += _table("firmware", firmware)
     main_config = state_dir / "main.toml"
-    main_config.write_text(main_text)
+    pki.write_secret(main_config, main_text)  # 0600: it may hold credentials
 
     satellite_configs: dict[str, Path] = {}
     for i, serial in enumerate(serials):

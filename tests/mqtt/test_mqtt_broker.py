@@ -41,7 +41,9 @@ async def energy(ports: dict[int, FakePort]) -> AsyncIterator[EnergyManager]:
 async def api(
     broker: Broker, ports: dict[int, FakePort], energy: EnergyManager
 ) -> AsyncIterator[MqttApi]:
-    mqtt_api = MqttApi(broker.host, broker.port, PREFIX, STATION, ports, energy)
+    mqtt_api = MqttApi(
+        broker.host, broker.port, PREFIX, STATION, ports, energy, commands=True, mains=True
+    )
     await mqtt_api.start()
     yield mqtt_api
     await mqtt_api.stop()
@@ -167,8 +169,9 @@ async def test_broker_down_at_start_does_not_block(
     """start() returns while the broker is down; the API connects once it comes up."""
     late_broker = Broker(tmp_path_factory.mktemp("late"))
     mqtt_api = MqttApi(
-        late_broker.host, late_broker.port, PREFIX, "late", ports, None, reconnect_max_s=1
-    )
+        late_broker.host, late_broker.port, PREFIX, "late", ports, None, reconnect_max_s=1,
+        commands=True, mains=True,
+    )  # fmt: skip
     await mqtt_api.start()
     try:
         assert not mqtt_api.connected

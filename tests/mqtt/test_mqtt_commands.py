@@ -14,6 +14,7 @@ from main_node.mqtt_api import (
     MqttConfigError,
     SetLimit,
     Topics,
+    check_mains,
     parse_command,
 )
 
@@ -59,12 +60,40 @@ def test_valid_commands(topic: str, payload: bytes, expected: object) -> None:
         ("mains_two_values", "cp/st1/mains", b'{"currents_a": [1, 2]}', "currents_a"),
         ("mains_negative", "cp/st1/mains", b'{"currents_a": [1, -2, 3]}', "currents_a"),
         ("mains_not_list", "cp/st1/mains", b'{"currents_a": 3}', "currents_a"),
+        ("mains_nan", "cp/st1/mains", b'{"currents_a": [1, NaN, 3]}', "finite"),
+        ("mains_infinity", "cp/st1/mains", b'{"currents_a": [Infinity, 1, 3]}', "finite"),
+        ("mains_above_bound", "cp/st1/mains", b'{"currents_a": [1, 127, 3]}', "0..126 A"),
+        ("mains_bool", "cp/st1/mains", b'{"currents_a": [true, 1, 3]}', "currents_a"),
         ("huge_payload", "cp/st1/connector/1/cmd/limit", b"x" * 5000, "larger than"),
     ],
 )
 def test_rejected_commands(name: str, topic: str, payload: bytes, fragment: str) -> None:
     with pytest.raises(CommandRejected, match=fragment):
-        parse_command(T, topic, payload, PORTS)
+        parse_command(T, topic, payload, PORTS, mains_max_a=126.0)
+
+
+@pytest.mark.parametrize(
+    ("mains", "own", "charging", "plausible"),
+    [
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), False, True),  # nothing charges, empty building
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), True, False),  # issue 14: zeros while guns charge
+        ((0.0, 0.0, 0.0), (16.0, 16.0, 16.0), True, False),
+        ((20.0, 18.0, 17.0), (16.0, 16.0, 16.0), True, True),  # building + our 16 A
+        ((15.0, 16.0, 16.0), (16.0, 16.0, 16.0), True, True),  # within the tolerance
+        ((16.0, 5.0, 16.0), (16.0, 16.0, 16.0), True, False),  # L2 below our own draw
+        ((60.0, 60.0, 60.0), (48.0, 0.0, 0.0), True, True),  # 10 % of 48 A tolerance: fine
+        ((40.0, 0.0, 0.0), (48.0, 0.0, 0.0), True, False),
+    ],
+)
+def test_mains_plausible_against_own_draw(
+    mains: tuple[float, float, float], own: tuple[float, ...], charging: bool, plausible: bool
+) -> None:
+    """The mains meter is upstream of our guns: per phase it cannot read less than they draw."""
+    if plausible:
+        check_mains(mains, own, charging)
+    else:
+        with pytest.raises(CommandRejected, match="implausible"):
+            check_mains(mains, own, charging)
 
 
 @pytest.mark.parametrize("prefix", ["", "a/+", "a/#"])
