@@ -78,6 +78,7 @@ class PortConfig:
     plugin_timeout_s: float = 120.0
     fallback_current_a: float = 0.0  # limit once a set_limit's valid_for has expired
     free_vend: bool = False  # charge without authorization
+    meter_signing: bool = False  # OCMF-signed begin/end readings; key in the board's state_dir
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from chargeport.config import ConfigError, PortConfig
 from chargeport.port import SessionEvent, SessionEventType, StopReason, TransactionData
-from evse.meter_key import SigningMeter
+from evse.meter_key import MeterKeyError, SigningMeter
 from evse.ocmf import (
     MeterIdentity,
     Reading,
@@ -26,7 +27,7 @@ from evse.ocmf import (
     UserAssignment,
 )
 
-__all__ = ["BoardSigning", "TransactionRecords", "end_reason", "reading_for"]
+__all__ = ["BoardSigning", "TransactionRecords", "end_reason", "open_signing", "reading_for"]
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +143,19 @@ class BoardSigning:
         self._records[transaction_id] = have
         while len(self._records) > self._keep:
             self._records.popitem(last=False)
+
+
+def open_signing(
+    port: PortConfig, state_dir: str | Path, *, serial: str, firmware_version: str
+) -> BoardSigning | None:
+    """The board's signing meter when `port.meter_signing` is on (key made on first start)."""
+    if not port.meter_signing:
+        return None
+    try:
+        signing = BoardSigning.open(
+            state_dir, serial=serial, firmware_version=firmware_version, meter=port.meter
+        )
+    except MeterKeyError as exc:
+        raise ConfigError(f"port.meter_signing: {exc}") from None
+    log.info("OCMF signing on; metering public key %s", signing.public_key_hex)
+    return signing

@@ -15,6 +15,7 @@ from chargeport.config import SatelliteConfig
 from chargeport.tasks import OwnedTasks
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
+from evse.signing import open_signing
 from hal.factory import open_board
 from satellite.advertiser import Advertiser
 from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
@@ -75,6 +76,12 @@ async def run_satellite(
             firmware_version=info.firmware_version,
             clock=clock,
             start_enabled=False,  # the link enables the port on Ready
+            signing=open_signing(
+                config.port,
+                config.board.state_dir,
+                serial=config.board.serial,
+                firmware_version=info.firmware_version,
+            ),
         )
         await runtime.start()
         stack.push_async_callback(runtime.stop)
