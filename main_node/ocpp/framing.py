@@ -173,7 +173,10 @@ def decode_frame(raw: str | bytes) -> Call | CallResult | CallError:
     try:
         frame = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):
-        raise FrameRejected("frame is not JSON", None) from None
+        error = FormationViolationError(details={"cause": "frame is not JSON"})
+        raise FrameRejected(
+            "frame is not JSON", _reply(head.group(1), error) if head else None
+        ) from None
     return _message(frame)
 
 
