@@ -24,6 +24,7 @@ from chargeport.port import ChargePort, PortError
 from chargeport.tasks import OwnedTasks
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
+from evse.signing import open_signing
 from hal.factory import open_board
 from main_node.dashboard import Dashboard
 from main_node.discovery import DiscoveryReport, MdnsLocator, locator_from_config
@@ -179,6 +180,12 @@ class MainApp:
                 serial=config.station.serial,
                 firmware_version=info.firmware_version,
                 clock=self.clock,
+                signing=open_signing(
+                    config.port,
+                    self.state_dir,
+                    serial=config.station.serial,
+                    firmware_version=info.firmware_version,
+                ),
             )
             await runtime.start()
             stack.push_async_callback(runtime.stop)
