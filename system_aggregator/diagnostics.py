@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import tarfile
@@ -133,7 +134,10 @@ def _write_tar(
     out: Path, staging: Path, manifest: dict[str, Any], boards: Sequence[BoardLogs]
 ) -> None:
     data = json.dumps(manifest, indent=2).encode()
-    with tarfile.open(out, "w:gz") as tar:
+    # Every board's logs: readable by this user only (0600 from the first byte).
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when `out` already existed with a wider mode
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)
         info.mtime = int(manifest["created"])

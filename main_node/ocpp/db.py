@@ -138,6 +138,11 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     try:
         # check_same_thread=False: the caller may open on one thread and use it on the loop's;
         # it must still use the connection from one thread at a time.
+        if str(path) != ":memory:":
+            # 0600 before SQLite opens it (its -wal/-shm files take the database's mode):
+            # the queue holds id tags and the CSMS's configuration (issue 14).
+            Path(path).touch(mode=0o600)
+            Path(path).chmod(0o600)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: the WAL is fsync'd at every commit, so an enqueued message survives power loss.
