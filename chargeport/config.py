@@ -118,11 +118,14 @@ class StationConfig:
     state_dir: str = "/var/lib/chargeport"
     max_satellites: int = 3
     local_connector: int = 1
+    # Seconds after start during which a satellite not linked yet is booting, not lost: its
+    # connector's status is held until it links or this ends (OCPP 1.6 section 4.9).
+    boot_window_s: float = 30.0
 
 
 @dataclass(frozen=True)
 class OcppConfig:
-    csms_url: str = ""  # empty = no CSMS
+    csms_url: str = ""  # empty = no CSMS; the station connects to <csms_url>/<station.id>
     basic_auth_password: str = ""
     ca_file: str = ""
     vendor: str = "chargeport"
@@ -348,6 +351,10 @@ def _check(config: object) -> None:
         _check_energy(config.energy)
         _check_mqtt(config.mqtt)
         _check_dashboard(config.dashboard)
+        if not config.station.boot_window_s >= 0:
+            raise ConfigError(
+                f"station.boot_window_s: expected >= 0 s, got {config.station.boot_window_s}"
+            )
         seen: dict[int, str] = {config.station.local_connector: "the local port"}
         serials: set[str] = set()
         if len(config.satellites) > config.station.max_satellites:

@@ -339,6 +339,7 @@ class MainApp:
                 backoff_max_s=config.ocpp.reconnect_max_backoff_s,
                 heartbeat_interval_s=config.ocpp.heartbeat_interval_s,
                 meter_value_sample_interval_s=config.ocpp.meter_value_sample_interval_s,
+                boot_window_s=config.station.boot_window_s,
             ),
             station.ports,
             conn,

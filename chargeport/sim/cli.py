@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 import shutil
 import signal
@@ -28,7 +29,7 @@ import aiohttp
 from chargeport.config import parse_host_port
 from chargeport.errors import ChargeportError
 from chargeport.sim.csms import CentralSystem
-from chargeport.sim.station import prepare
+from chargeport.sim.station import STATION_ID, prepare
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
 
 __all__ = ["add_arguments", "fetch_state", "run"]
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 DEFAULT_SCENARIOS = {1: "gun1.txt", 2: "gun2.txt", 3: "gun3.txt", 4: "gun4.txt"}
+# A charge point id travels as the last segment of the websocket URL (OCPP-J 1.6 section 3.1).
+_STATION_ID = re.compile(r"[A-Za-z0-9._-]{1,48}")
 # The RFID tags the default scenarios swipe; the built-in CSMS accepts them.
 SIM_TAGS = ("04A1B2C3", "04D4E5F6", "04778899", "04AABBCC")
 
@@ -63,7 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--csms",
         default="",
         metavar="ws://HOST:PORT/PATH",
-        help="an external OCPP 1.6J central system instead of the built-in one",
+        help="an external OCPP 1.6J central system instead of the built-in one; the station "
+        "connects to <URL>/<station id> (it appends the id unless the URL already ends with it)",
+    )
+    parser.add_argument(
+        "--station-id", default=STATION_ID, help=f"the charge point id (default {STATION_ID})"
     )
     parser.add_argument(
         "--mqtt",
@@ -119,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
         raise ChargeportError(f"--speed: expected a positive number, got {args.speed}")
     if args.satellites < 0:
         raise ChargeportError("--satellites: expected 0 or more")
+    if not _STATION_ID.fullmatch(args.station_id):
+        raise ChargeportError(
+            f"--station-id {args.station_id!r}: expected 1 to 48 letters, digits, '-', '_' or '.'"
+        )
     if args.mqtt:
         try:
             parse_host_port(args.mqtt)
@@ -161,6 +172,7 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
             # 10 kHz per channel in real time; at high speed-ups 2 kHz (40 samples per mains
             # cycle) keeps four boards' metering within two cores.
             sample_rate_hz=10_000 if args.speed <= 10 else 2_000,
+            station_id=args.station_id,
         )
         boards = [
             (serial, "satellite", config) for serial, config in layout.satellite_configs.items()

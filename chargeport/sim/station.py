@@ -73,6 +73,7 @@ def prepare(
     mqtt: tuple[str, int] | None,
     grace_period_s: float,
     sample_rate_hz: int = 10_000,
+    station_id: str = STATION_ID,
 ) -> SimLayout:
     """Write PKI, firmware signing key and one config per board into `state_dir`."""
     from chargeport import bundle, pki
@@ -82,7 +83,7 @@ def prepare(
     run_id = _run_id(state_dir)
     serials = [satellite_serial(i + 1, run_id) for i in range(satellites)]
     pki_dir = state_dir / "pki"
-    pki.init_pki(pki_dir, STATION_ID, serials)  # keeps what a --state-dir already has
+    pki.init_pki(pki_dir, station_id, serials)  # keeps what a --state-dir already has
     fw_dir = state_dir / "firmware-keys"
     signing_key = fw_dir / "signing.key"
     if not signing_key.exists():
@@ -102,7 +103,7 @@ def prepare(
     main_text = _table(
         "station",
         {
-            "id": STATION_ID,
+            "id": station_id,
             "serial": MAIN_SERIAL,
             "state_dir": str(main_dir),
             "max_satellites": max(3, satellites),

@@ -14,8 +14,12 @@ from typing import Any
 from chargeport.port import MeterValue
 
 __all__ = [
+    "CURRENT_FLOOR_A",
     "DEFAULT_MEASURANDS",
+    "POWER_FLOOR_W",
     "MeterTimer",
+    "format_value",
+    "import_reading",
     "iso_time",
     "meter_value_entry",
     "meter_values_payload",
@@ -30,6 +34,11 @@ DEFAULT_MEASURANDS = (
     "Voltage",
     "Temperature",
 )
+
+# What a meter shows at idle: below these magnitudes an import reading is 0 (no "-0.008 W"
+# noise in MeterValues); an *.Import measurand and an energy register are never negative.
+POWER_FLOOR_W = 5.0
+CURRENT_FLOOR_A = 0.05
 
 _PHASES = ("L1", "L2", "L3")
 _VOLTAGE_PHASES = ("L1-N", "L2-N", "L3-N")
@@ -48,11 +57,24 @@ def parse_iso_time(text: str) -> float:
     return parsed.timestamp()
 
 
+def format_value(value: float, digits: int = 3) -> str:
+    """A reading as OCPP SampledValue text: at most `digits` decimals, never "-0"."""
+    text = f"{value:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def import_reading(value: float, floor: float = 0.0) -> float:
+    """An *.Import reading as a meter shows it: below `floor` (or negative) it reads 0."""
+    return value if value > 0 and value >= floor else 0.0  # NaN reads 0 too
+
+
 def _value(
     measurand: str, value: float, unit: str, context: str, phase: str | None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "value": f"{value:.3f}".rstrip("0").rstrip("."),
+        "value": format_value(value),
         "context": context,
         "measurand": measurand,
         "unit": unit,
@@ -68,21 +90,23 @@ def sampled_values(mv: MeterValue, context: str, measurands: Iterable[str]) -> l
     out: list[dict[str, Any]] = []
     for m in measurands:
         if m == "Energy.Active.Import.Register":
-            out.append(_value(m, mv.energy_wh, "Wh", context, None))
+            out.append(_value(m, import_reading(mv.energy_wh), "Wh", context, None))
         elif m == "Power.Active.Import":
-            out.append(_value(m, mv.power_w, "W", context, None))
+            out.append(_value(m, import_reading(mv.power_w, POWER_FLOOR_W), "W", context, None))
         elif m == "Current.Import":
             for phase, amps in zip(_PHASES, mv.current_a, strict=False):
-                out.append(_value(m, amps, "A", context, phase))
+                out.append(_value(m, import_reading(amps, CURRENT_FLOOR_A), "A", context, phase))
         elif m == "Voltage":
             for phase, volts in zip(_VOLTAGE_PHASES, mv.voltage_v, strict=False):
                 out.append(_value(m, volts, "V", context, phase))
         elif m == "Temperature":
             out.append(_value(m, mv.temperature_c, "Celsius", context, None))
         elif m == "Frequency":
-            out.append({"value": f"{mv.frequency_hz:.2f}", "context": context, "measurand": m})
+            out.append(
+                {"value": format_value(mv.frequency_hz, 2), "context": context, "measurand": m}
+            )
         elif m == "Power.Factor":
-            out.append({"value": f"{mv.power_factor:.3f}", "context": context, "measurand": m})
+            out.append({"value": format_value(mv.power_factor), "context": context, "measurand": m})
     return out
 
 
