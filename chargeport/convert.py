@@ -48,6 +48,8 @@ __all__ = [
     "event_to_proto",
     "status_from_proto",
     "status_to_proto",
+    "tx_from_proto",
+    "tx_to_proto",
 ]
 
 
@@ -150,7 +152,7 @@ def _meter_from_proto(m: pb.MeterValue) -> MeterValue:
     )
 
 
-def _tx_to_proto(t: TransactionData) -> pb.TransactionData:
+def tx_to_proto(t: TransactionData) -> pb.TransactionData:
     return pb.TransactionData(
         transaction_id=t.transaction_id,
         id_tag=t.id_tag,
@@ -160,7 +162,7 @@ def _tx_to_proto(t: TransactionData) -> pb.TransactionData:
     )
 
 
-def _tx_from_proto(t: pb.TransactionData) -> TransactionData:
+def tx_from_proto(t: pb.TransactionData) -> TransactionData:
     return TransactionData(
         transaction_id=t.transaction_id,
         id_tag=t.id_tag,
@@ -191,7 +193,7 @@ def event_to_proto(event: PortEvent) -> pb.Event:
         out.session.type = body.type.value
         out.session.session_id = body.session_id
         if body.transaction is not None:
-            out.session.transaction.CopyFrom(_tx_to_proto(body.transaction))
+            out.session.transaction.CopyFrom(tx_to_proto(body.transaction))
     elif isinstance(body, CpStateChanged):
         out.cp_state = _CP_TO_PB[body.state]
     elif isinstance(body, MeterValue):
@@ -217,7 +219,7 @@ def event_from_proto(event: pb.Event) -> PortEvent:
         body = SessionEvent(
             type=_enum(SessionEventType, s.type, "session event"),
             session_id=s.session_id,
-            transaction=_tx_from_proto(s.transaction) if s.HasField("transaction") else None,
+            transaction=tx_from_proto(s.transaction) if s.HasField("transaction") else None,
         )
     elif kind == "cp_state":
         if event.cp_state not in _CP_FROM_PB:

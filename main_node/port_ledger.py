@@ -7,6 +7,7 @@ Theory of operation (pure and synchronous; RemotePort feeds it and publishes wha
     StopTransaction per transaction (OCPP 1.6 4.10) however the link behaved.
   * `close_open(reason)` synthesises TransactionFinished (with the last meter value seen) and
     SessionFinished for whatever is open, and remembers their ids for the dedupe above.
+  * `state_events(status)` restates a port's state (a snapshot for a main new to the board).
   * `reconcile(status, gap)` compares the main's view with a fresh status snapshot after a
     replay gap (or after closing things itself) and returns the events that make the consumers
     consistent again, plus the transaction the satellite must still be told to stop.
@@ -160,11 +161,12 @@ class Ledger:
         if status.meter is not None:  # after closing: a finish carries what the main saw
             self.energy_wh = status.meter.energy_wh
         if gap is not None:
-            out += self._state_events(status)
+            out += self.state_events(status)
         stop = status.transaction_id
         return Reconciliation(out, stop if stop is not None and self.was_closed(stop) else None)
 
-    def _state_events(self, status: PortStatus) -> list[PortEventBody]:
+    def state_events(self, status: PortStatus) -> list[PortEventBody]:
+        """Restate `status`: CP state, availability, limits, meter, and the faults that changed."""
         out: list[PortEventBody] = [
             CpStateChanged(status.cp_state),
             PortDisabledChanged(status.enabled),

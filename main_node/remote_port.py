@@ -2,6 +2,10 @@
 
 The link underneath (dial, Hello, event replay, grace, re-sync, the command stream) is
 `main_node.satellite_link.SatelliteLink`; this module is the ChargePort command surface on it.
+
+Desired state: availability, the current limit and a reservation are recorded before they are
+sent, even while the link is down (the call still raises PortUnavailable), and re-applied in
+full on every link-up; a repeated command is sent again (the port applies it idempotently).
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ class RemotePort(SatelliteLink):
         return self._fanout.subscribe()
 
     async def enable(self) -> None:
+        self.core.desired.enabled = True
         await self._call(Command("enable"))
 
     async def disable(self) -> None:
+        self.core.desired.enabled = False
         await self._call(Command("disable"))
 
     async def authorize(self, id_tag: str, reservation_id: int | None = None) -> None:
@@ -63,14 +69,20 @@ class RemotePort(SatelliteLink):
 
     async def set_limit(self, amps: float, phases: int, valid_for_s: float = 0.0) -> None:
         await self._call(Command("set_limit", (amps, phases, valid_for_s)))
+        # Recorded once the satellite accepted it: a malformed limit is never re-applied.
+        self.core.desired.limit = (amps, phases, valid_for_s, self._clock.time())
 
     async def force_unlock(self) -> None:
         await self._call(Command("force_unlock"))
 
     async def reserve(self, reservation_id: int, id_tag: str, expiry: float) -> None:
         await self._call(Command("reserve", (reservation_id, id_tag, expiry)))
+        self.core.desired.reservation = (reservation_id, id_tag, expiry)
 
     async def cancel_reservation(self, reservation_id: int) -> None:
+        r = self.core.desired.reservation
+        if r is not None and r[0] == reservation_id:
+            self.core.desired.reservation = None
         await self._call(Command("cancel_reservation", (reservation_id,)))
 
     async def status(self) -> PortStatus:

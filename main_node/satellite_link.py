@@ -1,24 +1,22 @@
 """SatelliteLink: the main's side of the gRPC link to one satellite (RemotePort builds on it).
 
-Theory of operation: one long-lived connection manager per satellite (`start`/`stop`).
+The rules live in the sans-IO `main_node.link_core.MainLinkCore` (handshake, resume or
+snapshot, liveness, what is open); this module dials, moves messages, runs timers and
+executes what the core returns. One long-lived connection manager per satellite:
   1. Resolve the serial through a `Locator`, dial it (mTLS: the certificate must name the serial).
-  2. Hello. A satellite boot id other than the last one means the satellite restarted: whatever
-     the port had open is closed here, with the last meter value seen (TransactionFinished,
-     reason PowerLoss: the board lost power or rebooted, OCPP 1.6 Reason), then SessionFinished,
-     and the event cursor restarts at 0. The ring's events up to Hello's last_seq are history
-     for this main: they are replayed, except swipes (the previous main answered those).
-  3. Events(after_seq = last seq seen) -> subscribed (initial metadata) -> Ready -> LinkChanged
-     up. Events at or below the cursor are dropped: a replay never duplicates.
-  4. Commands travel on one bidi stream, matched to replies by correlation id.
-  5. When either stream ends (stream end, keepalive timeout), LinkChanged down, pending and new
-     commands raise PortUnavailable, and the manager re-dials with a short backoff.
-  6. Link down with a session open starts the grace timer (the satellite's own fail-safe grace,
-     from Hello; real seconds). Back in time with the same boot id: nothing is closed, the
-     replay carries on. Not back: TransactionFinished (reason Other: OCPP 1.6 has no "link
-     lost" and the main cannot tell a dead board from a cut cable) with the last meter value,
-     then SessionFinished. The satellite stopped the charge itself at the same moment; when it
-     returns, its replayed TransactionFinished/SessionFinished are dropped (the `Ledger` dedupes
-     by id), and a transaction it still runs after all is stopped.
+  2. Hello -> core.on_hello: refuse, close what a restarted satellite had open, and choose
+     Events(after the last seq) for a blip or Events(snapshot) for a boot new to this main.
+  3. Events open (initial metadata) -> Ready (carrying the desired availability) -> for a
+     snapshot session, the transaction records and the Snapshot, then LinkChanged up, then the
+     rest of the desired state (limit, reservation) is pushed again.
+  4. Commands travel on one bidi stream, matched to replies by correlation id; heartbeats go
+     on it too. A ticker feeds core.tick: a satellite silent for liveness_s is down, whatever
+     the socket says (a SIGSTOPped process keeps its connections open).
+  5. When either stream ends or the core says down: LinkChanged down, pending and new commands
+     raise PortUnavailable, the manager re-dials with a short backoff.
+  6. Link down with a session open starts the grace timer (the satellite's own grace, from
+     Hello; real seconds); past it, core.grace_expired closes the session (reason Other) and
+     a satellite that still runs the transaction when it returns is told to stop.
   7. OUT_OF_RANGE (the ring lost our cursor): re-subscribe from Hello's last_seq, then re-read
      the status and publish what the consumers need to agree with it (`Ledger.reconcile`),
      plus a pulsed OtherError naming the gap.
@@ -33,6 +31,8 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,30 +40,30 @@ import grpc
 
 from chargeport import PROTOCOL_VERSION
 from chargeport.clock import Clock, RealClock
-from chargeport.convert import (
-    Command,
-    command_to_proto,
-    error_for_code,
-    event_from_proto,
-    status_from_proto,
-)
+from chargeport.convert import Command, command_to_proto, error_for_code, status_from_proto
 from chargeport.fanout import Fanout
 from chargeport.pki import channel_options
 from chargeport.port import (
-    InvalidArgument,
     LinkChanged,
     PortError,
     PortEvent,
     PortEventBody,
     PortInfo,
     PortUnavailable,
-    SessionEvent,
-    SessionEventType,
     StopReason,
 )
 from chargeport.tasks import OwnedTasks
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
+from main_node.link_core import (
+    DEFAULT_LIVENESS_S,
+    LinkDown,
+    LinkRefused,
+    MainLinkCore,
+    Publish,
+    SendHeartbeat,
+    Warn,
+)
 from main_node.locator import Address, Locator
 from main_node.port_ledger import Ledger
 
@@ -72,18 +72,8 @@ __all__ = ["LinkRefused", "SatelliteLink"]
 log = logging.getLogger(__name__)
 
 
-def _is_swipe(body: PortEventBody) -> bool:
-    """An id tag presented at the port (AuthRequired carrying the tag)."""
-    return (
-        isinstance(body, SessionEvent)
-        and body.type is SessionEventType.AUTH_REQUIRED
-        and body.transaction is not None
-        and bool(body.transaction.id_tag)
-    )
-
-
-class LinkRefused(Exception):
-    """The satellite answered but cannot be used (protocol version, serial)."""
+class _SilentSatellite(Exception):
+    """The core declared the satellite down (no heartbeat within liveness_s)."""
 
 
 @dataclass
@@ -113,16 +103,16 @@ class SatelliteLink:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 1.0,
         grace_period_s: float = 10.0,
+        liveness_s: float = DEFAULT_LIVENESS_S,
         max_current_a: float = 32.0,
         phases: int = 3,
         connector_type: str = "Type2Socket",
         clock: Clock | None = None,
         protocol_version: int = PROTOCOL_VERSION,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.serial = serial
         self._locator = locator
-        self._station_id = station_id
-        self._main_boot_id = main_boot_id
         self._credentials = credentials
         self._keepalive_s = keepalive_s
         self._handshake_timeout_s = handshake_timeout_s
@@ -131,7 +121,14 @@ class SatelliteLink:
         self._retry_max_s = retry_max_s
         self.grace_period_s = grace_period_s  # replaced by the satellite's own value at Hello
         self._clock = clock or RealClock()
-        self._protocol_version = protocol_version
+        self._monotonic = monotonic  # liveness is real time, whatever the station's clock
+        self.core = MainLinkCore(
+            serial,
+            station_id=station_id,
+            main_boot_id=main_boot_id,
+            protocol_version=protocol_version,
+            liveness_s=liveness_s,
+        )
         self._info = PortInfo(
             connector_id=connector_id,
             serial=serial,
@@ -148,20 +145,25 @@ class SatelliteLink:
         self._task: asyncio.Task[None] | None = None  # the connection manager
         self._session: _Session | None = None
         self._changed = asyncio.Event()
-        # What the main knows about the satellite; survives link blips.
-        self.boot_id = ""
-        self.last_seq = 0
         self.connected = False
         self.address = ""
         self.last_error = ""
         self.since = self._clock.time()
         self.handshakes = 0
-        self.ledger = Ledger()
         self._grace: asyncio.Task[None] | None = None
-        self._gap: str | None = None  # set on OUT_OF_RANGE: re-sync at the next connect
-        self._reconcile_due = False  # set when the main closed things the satellite may run
-        # Events up to here were in the ring before this main first met this satellite boot.
-        self._history_seq = 0
+
+    # What the main knows about the satellite (the core holds it; it survives link blips).
+    @property
+    def boot_id(self) -> str:
+        return self.core.boot_id
+
+    @property
+    def last_seq(self) -> int:
+        return self.core.last_seq
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.core.ledger
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,6 +206,9 @@ class SatelliteLink:
         s = self._session
         if s is None or not self.connected:
             raise PortUnavailable(f"satellite {self.serial}: link down")
+        return await self._call_on(s, cmd)
+
+    async def _call_on(self, s: _Session, cmd: Command) -> pb.CommandReply:
         cid = next(self._correlation)
         req = command_to_proto(
             cmd, session_id=s.session_id, connector=s.connector, correlation_id=cid
@@ -214,10 +219,11 @@ class SatelliteLink:
             async with asyncio.timeout(self._command_timeout_s):
                 async with s.write_lock:
                     await s.commands.write(req)
+                self.core.sent(self._monotonic())
                 reply = await fut
         except TimeoutError:
             raise PortUnavailable(
-                f"satellite {self.serial}: no reply in {self._command_timeout_s:g} s"
+                f"satellite {self.serial}: no reply to {cmd.name} in {self._command_timeout_s:g} s"
             ) from None
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
             raise PortUnavailable(f"satellite {self.serial}: link lost ({exc})") from None
@@ -227,38 +233,23 @@ class SatelliteLink:
             raise error_for_code(reply.code, reply.message)
         return reply
 
-    # ------------------------------------------------------------ events (pure bookkeeping)
+    # ------------------------------------------------------------ events
 
     def _publish(self, body: PortEventBody, timestamp: float | None = None) -> None:
         ts = self._clock.time() if timestamp is None else timestamp
         self._fanout.publish(PortEvent(seq=next(self._seq), timestamp=ts, body=body))
 
-    def _on_wire_event(self, wire: pb.Event) -> None:
-        if wire.seq <= self.last_seq:
-            return  # already delivered before the blip
-        self.last_seq = wire.seq
-        try:
-            event = event_from_proto(wire)
-        except InvalidArgument as exc:
-            log.warning("satellite %s: dropping event %d: %s", self.serial, wire.seq, exc)
-            return
-        if wire.seq <= self._history_seq and _is_swipe(event.body):
-            # A swipe from before this main met the board: the previous main answered it (or
-            # the board, not yet driven, ignored it). Replayed, it would authorize again, or
-            # stop the very transaction it started (OCPP 1.6 3.5: the same tag stops).
-            return
-        if self.ledger.accept(event.body):
-            self._publish(event.body, event.timestamp)
-
-    def _close_open(self, reason: StopReason) -> None:
-        """Close what the port had open, with the last meter value seen."""
-        for body in self.ledger.close_open(reason):
-            self._publish(body)
+    def _execute(self, out: Sequence[Publish | Warn]) -> None:
+        for effect in out:
+            if isinstance(effect, Publish):
+                self._publish(effect.body, effect.timestamp)
+            else:
+                log.warning("satellite %s: %s", self.serial, effect.message)
 
     # ------------------------------------------------------------ grace (link lost)
 
     def _start_grace(self) -> None:
-        if self._grace is None and self.ledger.has_open:
+        if self._grace is None:
             self._grace = self._tasks.spawn(self._close_after_grace(), f"grace-{self.serial}")
 
     def _cancel_grace(self) -> None:
@@ -272,8 +263,7 @@ class SatelliteLink:
         self._grace = None
         if not self.connected:
             log.warning("satellite %s: gone past its grace: closing its session", self.serial)
-            self._close_open(StopReason.OTHER)
-            self._reconcile_due = True
+            self._execute(self.core.grace_expired())
 
     # ------------------------------------------------------------ the connection manager
 
@@ -324,30 +314,13 @@ class SatelliteLink:
         """One session, from Hello until the link drops; True when it reached Ready."""
         async with self._channel(addr) as channel:
             stub = pb_grpc.LinkStub(channel)  # type: ignore[no-untyped-call]
-            hello = await stub.Hello(
-                pb.HelloRequest(
-                    station_id=self._station_id,
-                    main_boot_id=self._main_boot_id,
-                    protocol_version=self._protocol_version,
-                ),
-                timeout=self._handshake_timeout_s,
-            )
-            self._check_hello(hello)
-            if hello.satellite_boot_id != self.boot_id:
-                if self.boot_id:
-                    log.info(
-                        "satellite %s restarted (boot %s)", self.serial, hello.satellite_boot_id
-                    )
-                    self._cancel_grace()
-                    self._close_open(StopReason.POWER_LOSS)
-                    self.ledger.forget_meter()
-                self.boot_id = hello.satellite_boot_id
-                self.last_seq = 0
-                self._history_seq = hello.last_seq
-                self._gap = None  # a fresh boot: its ring starts at 1
-                self._reconcile_due = False
-            elif self._gap is not None:
-                self.last_seq = hello.last_seq  # the ring lost our cursor: from now on
+            hello = await stub.Hello(self.core.hello_request(), timeout=self._handshake_timeout_s)
+            known = self.core.boot_id
+            plan = self.core.on_hello(hello)
+            if known and known != hello.satellite_boot_id:
+                log.info("satellite %s restarted (boot %s)", self.serial, hello.satellite_boot_id)
+                self._cancel_grace()
+            self._execute(plan.publish)
             if hello.grace_period_s > 0:
                 self.grace_period_s = hello.grace_period_s
             self._info = dataclasses.replace(
@@ -357,9 +330,7 @@ class SatelliteLink:
                 phases=hello.port.phases or self._info.phases,
                 connector_type=hello.port.connector_type or self._info.connector_type,
             )
-            events = stub.Events(
-                pb.EventsRequest(session_id=hello.session_id, after_seq=self.last_seq)
-            )
+            events = stub.Events(plan.events)
             commands = stub.Commands()
             try:
                 return await self._serve(stub, hello, events, commands)
@@ -367,86 +338,140 @@ class SatelliteLink:
                 events.cancel()
                 commands.cancel()
 
-    def _check_hello(self, hello: pb.HelloResponse) -> None:
-        if hello.protocol_version != self._protocol_version:
-            raise LinkRefused(
-                f"protocol version mismatch: satellite {self.serial} speaks "
-                f"v{hello.protocol_version}, this main speaks v{self._protocol_version}"
-            )
-        if hello.serial != self.serial:
-            raise LinkRefused(f"expected satellite {self.serial}, the board says {hello.serial}")
-
     async def _serve(
         self, stub: pb_grpc.LinkStub, hello: pb.HelloResponse, events: Any, commands: Any
     ) -> bool:
         try:
             async with asyncio.timeout(self._handshake_timeout_s):
                 await events.initial_metadata()  # subscribed: the satellite counts our stream
-                await stub.Ready(pb.ReadyRequest(session_id=hello.session_id))
+                await stub.Ready(self.core.ready_request(hello.session_id))
         except grpc.aio.AioRpcError:
             if events.done() and await events.code() == grpc.StatusCode.OUT_OF_RANGE:
                 self._resync(await events.details())
             raise
         session = _Session(hello.session_id, hello.port.connector, commands, {}, asyncio.Lock())
         self._session = session
+        self.core.link_up(self._monotonic())
+        reader = asyncio.ensure_future(self._read_events(events, session, hello))
+        replies = asyncio.ensure_future(self._read_replies(session))
+        ticker = asyncio.ensure_future(self._tick(session))
+        try:
+            done, _ = await asyncio.wait(
+                {reader, replies, ticker}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    if isinstance(exc, grpc.aio.AioRpcError):
+                        self._note_error(f"{exc.code().name}: {exc.details()}")
+                    elif isinstance(exc, _SilentSatellite):
+                        self._note_error(str(exc))
+                    else:
+                        log.error("satellite %s: link task failed: %r", self.serial, exc)
+        finally:
+            for task in (reader, replies, ticker):
+                task.cancel()
+            for task in (reader, replies, ticker):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._session = None
+            reached = self.connected
+            something_open = self.core.link_down()
+            for fut in session.pending.values():
+                if not fut.done():
+                    fut.set_exception(PortUnavailable(f"satellite {self.serial}: link lost"))
+            if self.connected:
+                self._set_connected(False)
+                self._publish(LinkChanged(False, self.boot_id, self._info.firmware_version))
+                log.warning("satellite %s down", self.serial)
+                if something_open:
+                    self._start_grace()
+        return reached
+
+    def _up(self, hello: pb.HelloResponse) -> None:
+        """The port is synced: tell the consumers the link is up."""
         self.handshakes += 1
         self.last_error = ""
         self._set_connected(True)
         self._cancel_grace()  # back in time: the satellite kept the session, the replay follows
         self._publish(LinkChanged(True, hello.satellite_boot_id, hello.firmware_version))
         log.info("satellite %s up (boot %s)", self.serial, hello.satellite_boot_id)
-        reader = asyncio.ensure_future(self._sync_then_read(events))
-        replies = asyncio.ensure_future(self._read_replies(session))
-        try:
-            done, _ = await asyncio.wait({reader, replies}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and (exc := task.exception()) is not None:
-                    if isinstance(exc, grpc.aio.AioRpcError):
-                        self._note_error(f"{exc.code().name}: {exc.details()}")
-                    else:
-                        log.error("satellite %s: link task failed: %r", self.serial, exc)
-        finally:
-            for task in (reader, replies):
-                task.cancel()
-            for task in (reader, replies):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            self._session = None
-            self._set_connected(False)
-            for fut in session.pending.values():
-                if not fut.done():
-                    fut.set_exception(PortUnavailable(f"satellite {self.serial}: link lost"))
-            self._publish(LinkChanged(False, self.boot_id, self._info.firmware_version))
-            log.warning("satellite %s down", self.serial)
-            self._start_grace()
-        return True
 
-    async def _sync_then_read(self, events: Any) -> None:
-        """Reconcile first when due (the stream buffers meanwhile), then pass events on."""
-        if self._gap is not None or self._reconcile_due:
-            await self._reconcile()
+    async def _read_events(self, events: Any, session: _Session, hello: pb.HelloResponse) -> None:
+        """Until synced (a snapshot session), then link up, reconcile and desired state, then
+        pass events on."""
+        stream = events.__aiter__()
         try:
-            async for wire in events:
-                self._on_wire_event(wire)
+            async with asyncio.timeout(self._handshake_timeout_s):  # the snapshot, if any
+                while not self.core.synced:
+                    self._execute(self.core.on_wire(await anext(stream), self._monotonic()))
+            self._up(hello)
+            if self.core.gap is not None or self.core.reconcile_due:
+                await self._reconcile(session)
+            self._spawn_desired(session)
+            async for wire in stream:
+                self._execute(self.core.on_wire(wire, self._monotonic()))
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
                 self._resync(exc.details() or "")
             raise
+        except StopAsyncIteration:
+            return
+
+    async def _tick(self, session: _Session) -> None:
+        """Liveness: heartbeats out; a satellite silent past the deadline is down."""
+        while True:
+            await asyncio.sleep(self.core.tick_s)
+            for effect in self.core.tick(self._monotonic()):
+                if isinstance(effect, LinkDown):
+                    raise _SilentSatellite(f"satellite {self.serial} silent: {effect.reason}")
+                if isinstance(effect, SendHeartbeat):
+                    req = pb.CommandRequest(session_id=session.session_id, heartbeat=pb.Empty())
+                    async with session.write_lock:
+                        await session.commands.write(req)
+
+    def _spawn_desired(self, session: _Session) -> None:
+        """Push the desired limit and reservation again (availability rode on Ready)."""
+        desired = self.core.desired
+        limit = desired.limit_to_apply(self._clock.time())
+        reservation = desired.reservation
+        if reservation is not None and reservation[2] <= self._clock.time():
+            desired.reservation = reservation = None
+        if limit is None and reservation is None:
+            return
+        self._tasks.spawn(self._apply_desired(session, limit, reservation), "link-desired")
+
+    async def _apply_desired(
+        self,
+        session: _Session,
+        limit: tuple[float, int, float] | None,
+        reservation: tuple[int, str, float] | None,
+    ) -> None:
+        commands = []
+        if limit is not None:
+            commands.append(Command("set_limit", limit))
+        if reservation is not None:
+            commands.append(Command("reserve", reservation))
+        for cmd in commands:
+            try:
+                await self._call_on(session, cmd)
+            except PortError as exc:
+                log.warning("satellite %s: re-applying %s: %s", self.serial, cmd.name, exc)
 
     def _resync(self, why: str) -> None:
         """The ring no longer holds our cursor: next time subscribe from now and reconcile."""
         log.warning("satellite %s: events lost (%s); re-syncing from status", self.serial, why)
-        self._gap = f"events after #{self.last_seq} lost ({why})"
+        self.core.gap = f"events after #{self.last_seq} lost ({why})"
 
-    async def _reconcile(self) -> None:
+    async def _reconcile(self, session: _Session) -> None:
         """Re-read the status; publish what makes consumers agree; stop what we closed."""
-        gap = self._gap
+        gap = self.core.gap
         try:
-            status = status_from_proto((await self._call(Command("get_status"))).status)
+            reply = await self._call_on(session, Command("get_status"))
+            status = status_from_proto(reply.status)
         except PortError as exc:  # the link went down again: try at the next connect
             log.warning("satellite %s: re-sync failed: %s", self.serial, exc)
             return
-        self._gap, self._reconcile_due = None, False
+        self.core.gap, self.core.reconcile_due = None, False
         plan = self.ledger.reconcile(status, gap)
         for body in plan.events:
             self._publish(body)
@@ -457,7 +482,7 @@ class SatelliteLink:
                 plan.stop_transaction,
             )
             try:
-                await self._call(Command("stop_transaction", (StopReason.OTHER,)))
+                await self._call_on(session, Command("stop_transaction", (StopReason.OTHER,)))
             except PortError as exc:
                 log.warning("satellite %s: stop failed: %s", self.serial, exc)
 

@@ -1,22 +1,23 @@
 """The satellite side of the link: the `Link` gRPC service over this board's ChargePort.
 
-Theory of operation (see proto/chargeport/v1/link.proto):
-  Hello   checks the protocol version, hands out a fresh session id, notes the main's boot id
-          (same boot id = resume, new one = a restarted main: its enable/disable wish resets).
-  Events  streams the ring from `after_seq` on, then live; the number of open streams tells
-          whether the main is there. With none left, a grace timer starts; when it fires the
-          fail-safe stops a running transaction and disables the port until the next Ready.
-          The grace is in real seconds (like the keepalive that detects the loss): a
-          ScaledClock's speed-up is undone, so `sim --speed 30` never shortens it.
-  Ready   gates commands (FAILED_PRECONDITION before it) and enables the port if the main
-          wants it enabled.
+The rules (handshake, session, liveness, grace) live in the sans-IO `satellite.link_core`;
+this module moves messages between gRPC and the core and executes the effects it returns.
+  Hello   -> core.hello; the answer, or FAILED_PRECONDITION on a protocol mismatch.
+  Events  streams the ring from `after_seq` on, then live; with `snapshot` (a main new to this
+          boot) the ring's transaction records, one Snapshot after Ready, then live. An idle
+          stream carries a Heartbeat every liveness_s / 5: a stopped process sends none.
+  Ready   -> core.on_ready: gates commands, applies the main's availability wish every time.
   Command/Commands run one command each; errors travel as gRPC codes, never as a dead stream.
+          A heartbeat on the Commands stream only tells the core the main is alive.
+The grace is in real seconds (like the liveness that detects the loss): a ScaledClock's
+speed-up is undone, so `sim --speed 30` never shortens it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
@@ -31,18 +32,30 @@ from chargeport.convert import (
     command_from_proto,
     event_to_proto,
     status_to_proto,
+    tx_to_proto,
 )
 from chargeport.port import (
     ChargePort,
-    CommandRefused,
     PortError,
     PortEvent,
-    PortNotFound,
+    SessionEventType,
     StopReason,
 )
 from chargeport.tasks import OwnedTasks
 from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
+from satellite.link_core import (
+    DEFAULT_LIVENESS_S,
+    CancelGrace,
+    EndStreams,
+    FailSafe,
+    LogWarning,
+    OpenSession,
+    SatelliteCore,
+    SatelliteEffect,
+    SetEnabled,
+    StartGrace,
+)
 from satellite.ring import EventRing, ReplayGap
 
 __all__ = ["LinkAgent", "real_seconds"]
@@ -69,10 +82,12 @@ class LinkAgent(pb_grpc.LinkServicer):
         firmware_version: str,
         connector: int = 1,
         grace_period_s: float = 10.0,
+        liveness_s: float = DEFAULT_LIVENESS_S,
         ring_capacity: int = 4096,
         clock: Clock | None = None,
         session_ids: Callable[[], str] | None = None,
         protocol_version: int = PROTOCOL_VERSION,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.port = port
         self.serial = serial
@@ -82,19 +97,42 @@ class LinkAgent(pb_grpc.LinkServicer):
         self.grace_period_s = grace_period_s
         self.protocol_version = protocol_version
         self._clock = clock or RealClock()
-        self._session_ids = session_ids or (lambda: uuid.uuid4().hex)
+        self._monotonic = monotonic  # liveness is real time, whatever the port's clock
+        self.core = SatelliteCore(
+            serial=serial,
+            connector=connector,
+            protocol_version=protocol_version,
+            session_ids=session_ids or (lambda: uuid.uuid4().hex),
+            liveness_s=liveness_s,
+        )
         self._ring: EventRing[pb.Event] = EventRing(ring_capacity)
+        self._open = OpenSession()
         self._changed = asyncio.Event()
-        self._tasks = OwnedTasks(log)  # the event pump and the fail-safe grace timer
+        self._tasks = OwnedTasks(log)  # the event pump, the liveness ticker, the grace timer
         self._grace: asyncio.Task[None] | None = None
         self._events: AsyncIterator[PortEvent] | None = None
-        self.session_id: str | None = None
-        self.main_boot_id: str | None = None
-        self.ready = False
         self.linked = asyncio.Event()  # set at the first Ready: a main drives this port
-        self.streams = 0
-        self.failsafe_count = 0
-        self._main_wants_enabled = True
+
+    # What tests and the app read; the core holds the truth.
+    @property
+    def session_id(self) -> str | None:
+        return self.core.session_id
+
+    @property
+    def main_boot_id(self) -> str | None:
+        return self.core.main_boot_id
+
+    @property
+    def ready(self) -> bool:
+        return self.core.ready
+
+    @property
+    def streams(self) -> int:
+        return self.core.streams
+
+    @property
+    def failsafe_count(self) -> int:
+        return self.core.failsafe_count
 
     # ------------------------------------------------------------ lifecycle
 
@@ -102,6 +140,7 @@ class LinkAgent(pb_grpc.LinkServicer):
         """Subscribe to the port (before anything else can happen) and start pumping."""
         self._events = self.port.events()
         self._tasks.spawn(self._pump(self._events), "agent-pump")
+        self._tasks.spawn(self._tick(), "agent-liveness")
 
     async def stop(self) -> None:
         await self._tasks.cancel_all()
@@ -118,30 +157,49 @@ class LinkAgent(pb_grpc.LinkServicer):
 
     async def _pump(self, events: AsyncIterator[PortEvent]) -> None:
         async for event in events:
+            self._open.observe(event.body)
             wire = event_to_proto(event)
             wire.seq = self._ring.append(wire)
             self._wake()
 
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.core.tick_s)
+            await self._execute_effects(self.core.tick(self._monotonic()))
+
+    async def _execute_effects(self, effects: tuple[SatelliteEffect, ...]) -> None:
+        for effect in effects:
+            if isinstance(effect, EndStreams):
+                self._wake()
+            elif isinstance(effect, StartGrace):
+                self._cancel_grace()
+                self._grace = self._tasks.spawn(self._grace_timer(effect.token), "agent-grace")
+            elif isinstance(effect, CancelGrace):
+                self._cancel_grace()
+            elif isinstance(effect, SetEnabled):
+                await (self.port.enable() if effect.enabled else self.port.disable())
+            elif isinstance(effect, FailSafe):
+                await self._failsafe()
+            elif isinstance(effect, LogWarning):
+                log.warning("%s", effect.message)
+
     # ------------------------------------------------------------ handshake
 
     async def Hello(self, request: pb.HelloRequest, context: grpc.aio.ServicerContext) -> Any:
-        if request.protocol_version != self.protocol_version:
-            msg = (
-                f"protocol version mismatch: main speaks v{request.protocol_version}, satellite "
-                f"{self.serial} speaks v{self.protocol_version}; update the older board"
-            )
-            log.error("%s", msg)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, msg)
-        resumed = request.main_boot_id == self.main_boot_id
-        if not resumed:
+        known = self.core.main_boot_id
+        out = self.core.hello(
+            station_id=request.station_id,
+            main_boot_id=request.main_boot_id,
+            protocol_version=request.protocol_version,
+            liveness_s=request.liveness_s,
+            now=self._monotonic(),
+        )
+        if out.refusal is not None:
+            log.error("%s", out.refusal)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, out.refusal)
+        if request.main_boot_id != known:
             log.info("main %s (boot %s) synced", request.station_id, request.main_boot_id)
-            self.main_boot_id = request.main_boot_id
-            self._main_wants_enabled = True
-        self.session_id = self._session_ids()
-        self.ready = False
-        self._wake()  # streams of an older session end
-        # A main that dies between Hello and Events must not keep the port running forever.
-        self._start_grace(self.session_id)
+        await self._execute_effects(out.effects)
         info = self.port.info
         return pb.HelloResponse(
             serial=self.serial,
@@ -153,26 +211,22 @@ class LinkAgent(pb_grpc.LinkServicer):
                 phases=info.phases,
                 connector_type=info.connector_type,
             ),
-            session_id=self.session_id,
+            session_id=out.session_id,
             protocol_version=self.protocol_version,
             last_seq=self._ring.last_seq,
-            resumed=resumed,
+            resumed=out.resumed,
             grace_period_s=self.grace_period_s,
+            liveness_s=out.liveness_s,
         )
 
     async def Ready(self, request: pb.ReadyRequest, context: grpc.aio.ServicerContext) -> Any:
-        if not request.session_id or request.session_id != self.session_id:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION, "unknown session: call Hello first"
-            )
-        if self.streams == 0:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION, "Ready before subscribing to Events"
-            )
-        self.ready = True
+        refusal = self.core.ready_refusal(request.session_id)
+        if refusal is not None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal)
+        effects = self.core.on_ready(request.disabled, self._monotonic())
         self.linked.set()
-        if self._main_wants_enabled:
-            await self.port.enable()
+        await self._execute_effects(effects)
+        self._wake()  # a snapshot stream waits for Ready
         return pb.ReadyResponse()
 
     # ------------------------------------------------------------ events
@@ -181,27 +235,37 @@ class LinkAgent(pb_grpc.LinkServicer):
         self, request: pb.EventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Event]:
         session = request.session_id
-        if not session or session != self.session_id:
+        if not self.core.is_current(session):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION, "unknown session: call Hello first"
             )
         cursor = request.after_seq
-        if cursor > self._ring.last_seq:
-            await context.abort(
-                grpc.StatusCode.OUT_OF_RANGE,
-                f"after_seq {cursor} is beyond the last event {self._ring.last_seq}",
-            )
-        try:
-            self._ring.after(cursor)
-        except ReplayGap as exc:
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+        if not request.snapshot:
+            if cursor > self._ring.last_seq:
+                await context.abort(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"after_seq {cursor} is beyond the last event {self._ring.last_seq}",
+                )
+            try:
+                self._ring.after(cursor)
+            except ReplayGap as exc:
+                await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
         # Initial metadata tells the main it is subscribed, so it may send Ready.
         await context.send_initial_metadata(())
-        self.streams += 1
-        self._cancel_grace()
+        await self._execute_effects(self.core.open_events(session, self._monotonic()))
+        heartbeat = pb.Event(heartbeat=pb.Heartbeat())
         try:
-            while self.session_id == session:
-                changed = self._changed
+            if request.snapshot:
+                while self.core.session_id == session and not self.core.ready:
+                    if not await self._wait_changed():
+                        yield heartbeat
+                if self.core.session_id != session:
+                    return
+                cursor = self._ring.last_seq
+                for wire in self._history_records(cursor):
+                    yield wire
+                yield await self._snapshot(cursor)
+            while self.core.session_id == session:
                 try:
                     batch = self._ring.after(cursor)
                 except ReplayGap as exc:  # a main too slow to keep up with the ring
@@ -209,12 +273,38 @@ class LinkAgent(pb_grpc.LinkServicer):
                 for seq, wire in batch:
                     yield wire
                     cursor = seq
-                if not batch:
-                    await changed.wait()
+                if not batch and not await self._wait_changed():
+                    yield heartbeat
         finally:
-            self.streams -= 1
-            if self.streams == 0 and self.session_id == session:
-                self._start_grace(session)
+            await self._execute_effects(self.core.close_events(session))
+
+    async def _wait_changed(self) -> bool:
+        """Wait for news; False when a heartbeat interval passed without any."""
+        try:
+            async with asyncio.timeout(self.core.heartbeat_s):
+                await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _history_records(self, cursor: int) -> list[pb.Event]:
+        """The transaction records the ring still holds up to `cursor` (billing facts)."""
+        out = []
+        for seq, wire in self._ring.after(max(0, self._ring.first_seq - 1)):
+            if seq > cursor:
+                break
+            if wire.WhichOneof("body") == "session" and wire.session.type in _RECORDS:
+                out.append(wire)
+        return out
+
+    async def _snapshot(self, cursor: int) -> pb.Event:
+        status = await self.port.status()
+        snap = pb.Snapshot(status=status_to_proto(status), last_seq=cursor)
+        if self._open.transaction is not None:
+            snap.transaction.CopyFrom(tx_to_proto(self._open.transaction))
+        if self._open.last_event is not None:
+            snap.session_event = self._open.last_event.value
+        return pb.Event(timestamp=self._clock.time(), snapshot=snap)
 
     # ------------------------------------------------------------ fail-safe
 
@@ -223,19 +313,13 @@ class LinkAgent(pb_grpc.LinkServicer):
             self._grace.cancel()
             self._grace = None
 
-    def _start_grace(self, session: str) -> None:
-        self._cancel_grace()
-        self._grace = self._tasks.spawn(self._failsafe_after_grace(session), "agent-grace")
-
-    async def _failsafe_after_grace(self, session: str) -> None:
+    async def _grace_timer(self, token: int) -> None:
         await self._clock.sleep(real_seconds(self._clock, self.grace_period_s))
-        if self.streams or self.session_id != session:
-            return
-        log.warning("main gone for %.1f s: stopping the port (fail-safe)", self.grace_period_s)
-        self.failsafe_count += 1
-        self.ready = False
-        self.session_id = None
         self._grace = None
+        await self._execute_effects(self.core.grace_expired(token))
+
+    async def _failsafe(self) -> None:
+        log.warning("main gone for %.1f s: stopping the port (fail-safe)", self.grace_period_s)
         try:
             status = await self.port.status()
             if status.transaction_id is not None:
@@ -248,13 +332,11 @@ class LinkAgent(pb_grpc.LinkServicer):
 
     async def _execute(self, req: pb.CommandRequest) -> pb.CommandReply:
         reply = pb.CommandReply(correlation_id=req.correlation_id)
+        self.core.heard(req.session_id, self._monotonic())
         try:
-            if not self.ready or req.session_id != self.session_id:
-                raise CommandRefused("link not ready: call Hello, open Events, then Ready")
-            if req.connector != self.connector:
-                raise PortNotFound(
-                    f"no connector {req.connector} on {self.serial} (it has {self.connector})"
-                )
+            refusal = self.core.command_refusal(req.session_id, req.connector)
+            if refusal is not None:
+                raise refusal
             status = await self._run(command_from_proto(req))
             if status is not None:
                 reply.status.CopyFrom(status)
@@ -270,12 +352,14 @@ class LinkAgent(pb_grpc.LinkServicer):
     async def _run(self, cmd: Command) -> pb.PortStatus | None:
         if cmd.name == "get_status":
             return status_to_proto(await self.port.status())
-        if cmd.name in ("enable", "disable"):
-            self._main_wants_enabled = cmd.name == "enable"
+        self.core.on_command(cmd.name)
         await getattr(self.port, cmd.name)(*cmd.args)
         return None
 
     async def Command(self, request: pb.CommandRequest, context: grpc.aio.ServicerContext) -> Any:
+        if request.WhichOneof("command") == "heartbeat":
+            self.core.heard(request.session_id, self._monotonic())
+            return pb.CommandReply(correlation_id=request.correlation_id)
         reply = await self._execute(request)
         if reply.code:
             await context.abort(_STATUS_BY_VALUE[reply.code], reply.message)
@@ -285,4 +369,14 @@ class LinkAgent(pb_grpc.LinkServicer):
         self, request_iterator: AsyncIterable[pb.CommandRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.CommandReply]:
         async for req in request_iterator:
+            if req.WhichOneof("command") == "heartbeat":
+                self.core.heard(req.session_id, self._monotonic())
+                continue
             yield await self._execute(req)
+
+
+# Transaction records a snapshot stream still sends from history: each one is a billing fact
+# the new main must journal (OCPP 1.6 4.10: no Start/Stop lost), never a state to show.
+_RECORDS = frozenset(
+    {SessionEventType.TRANSACTION_STARTED.value, SessionEventType.TRANSACTION_FINISHED.value}
+)

@@ -37,17 +37,19 @@ class PortDescription(_message.Message):
     def __init__(self, connector: _Optional[int] = ..., max_current_a: _Optional[float] = ..., phases: _Optional[int] = ..., connector_type: _Optional[str] = ...) -> None: ...
 
 class HelloRequest(_message.Message):
-    __slots__ = ("station_id", "main_boot_id", "protocol_version")
+    __slots__ = ("station_id", "main_boot_id", "protocol_version", "liveness_s")
     STATION_ID_FIELD_NUMBER: _ClassVar[int]
     MAIN_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_S_FIELD_NUMBER: _ClassVar[int]
     station_id: str
     main_boot_id: str
     protocol_version: int
-    def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+    liveness_s: float
+    def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., liveness_s: _Optional[float] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s")
+    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s", "liveness_s")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SATELLITE_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,7 @@ class HelloResponse(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_S_FIELD_NUMBER: _ClassVar[int]
     serial: str
     satellite_boot_id: str
     firmware_version: str
@@ -66,25 +69,30 @@ class HelloResponse(_message.Message):
     last_seq: int
     resumed: bool
     grace_period_s: float
-    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ...) -> None: ...
+    liveness_s: float
+    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ..., liveness_s: _Optional[float] = ...) -> None: ...
 
 class ReadyRequest(_message.Message):
-    __slots__ = ("session_id",)
+    __slots__ = ("session_id", "disabled")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+    disabled: bool
+    def __init__(self, session_id: _Optional[str] = ..., disabled: _Optional[bool] = ...) -> None: ...
 
 class ReadyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class EventsRequest(_message.Message):
-    __slots__ = ("session_id", "after_seq")
+    __slots__ = ("session_id", "after_seq", "snapshot")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     after_seq: int
-    def __init__(self, session_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    snapshot: bool
+    def __init__(self, session_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class TransactionData(_message.Message):
     __slots__ = ("transaction_id", "id_tag", "meter_wh", "reservation_id", "stop_reason")
@@ -146,8 +154,24 @@ class PortError(_message.Message):
     active: bool
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
 
+class Heartbeat(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Snapshot(_message.Message):
+    __slots__ = ("status", "transaction", "session_event", "last_seq")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_EVENT_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    status: PortStatus
+    transaction: TransactionData
+    session_event: str
+    last_seq: int
+    def __init__(self, status: _Optional[_Union[PortStatus, _Mapping]] = ..., transaction: _Optional[_Union[TransactionData, _Mapping]] = ..., session_event: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("seq", "timestamp", "session", "cp_state", "meter", "limits", "error", "enabled")
+    __slots__ = ("seq", "timestamp", "session", "cp_state", "meter", "limits", "error", "enabled", "heartbeat", "snapshot")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +180,8 @@ class Event(_message.Message):
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     timestamp: float
     session: SessionEvent
@@ -164,7 +190,9 @@ class Event(_message.Message):
     limits: Limits
     error: PortError
     enabled: bool
-    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., session: _Optional[_Union[SessionEvent, _Mapping]] = ..., cp_state: _Optional[_Union[CpState, str]] = ..., meter: _Optional[_Union[MeterValue, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., error: _Optional[_Union[PortError, _Mapping]] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    heartbeat: Heartbeat
+    snapshot: Snapshot
+    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., session: _Optional[_Union[SessionEvent, _Mapping]] = ..., cp_state: _Optional[_Union[CpState, str]] = ..., meter: _Optional[_Union[MeterValue, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., error: _Optional[_Union[PortError, _Mapping]] = ..., enabled: _Optional[bool] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -211,7 +239,7 @@ class CancelReservation(_message.Message):
     def __init__(self, reservation_id: _Optional[int] = ...) -> None: ...
 
 class CommandRequest(_message.Message):
-    __slots__ = ("session_id", "connector", "correlation_id", "enable", "disable", "authorize", "withdraw_authorization", "pause", "resume", "stop_transaction", "set_limit", "force_unlock", "reserve", "cancel_reservation", "get_status")
+    __slots__ = ("session_id", "connector", "correlation_id", "enable", "disable", "authorize", "withdraw_authorization", "pause", "resume", "stop_transaction", "set_limit", "force_unlock", "reserve", "cancel_reservation", "get_status", "heartbeat")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTOR_FIELD_NUMBER: _ClassVar[int]
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -227,6 +255,7 @@ class CommandRequest(_message.Message):
     RESERVE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_RESERVATION_FIELD_NUMBER: _ClassVar[int]
     GET_STATUS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     connector: int
     correlation_id: int
@@ -242,7 +271,8 @@ class CommandRequest(_message.Message):
     reserve: Reserve
     cancel_reservation: CancelReservation
     get_status: Empty
-    def __init__(self, session_id: _Optional[str] = ..., connector: _Optional[int] = ..., correlation_id: _Optional[int] = ..., enable: _Optional[_Union[Empty, _Mapping]] = ..., disable: _Optional[_Union[Empty, _Mapping]] = ..., authorize: _Optional[_Union[Authorize, _Mapping]] = ..., withdraw_authorization: _Optional[_Union[Empty, _Mapping]] = ..., pause: _Optional[_Union[Empty, _Mapping]] = ..., resume: _Optional[_Union[Empty, _Mapping]] = ..., stop_transaction: _Optional[_Union[StopTransaction, _Mapping]] = ..., set_limit: _Optional[_Union[SetLimit, _Mapping]] = ..., force_unlock: _Optional[_Union[Empty, _Mapping]] = ..., reserve: _Optional[_Union[Reserve, _Mapping]] = ..., cancel_reservation: _Optional[_Union[CancelReservation, _Mapping]] = ..., get_status: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+    heartbeat: Empty
+    def __init__(self, session_id: _Optional[str] = ..., connector: _Optional[int] = ..., correlation_id: _Optional[int] = ..., enable: _Optional[_Union[Empty, _Mapping]] = ..., disable: _Optional[_Union[Empty, _Mapping]] = ..., authorize: _Optional[_Union[Authorize, _Mapping]] = ..., withdraw_authorization: _Optional[_Union[Empty, _Mapping]] = ..., pause: _Optional[_Union[Empty, _Mapping]] = ..., resume: _Optional[_Union[Empty, _Mapping]] = ..., stop_transaction: _Optional[_Union[StopTransaction, _Mapping]] = ..., set_limit: _Optional[_Union[SetLimit, _Mapping]] = ..., force_unlock: _Optional[_Union[Empty, _Mapping]] = ..., reserve: _Optional[_Union[Reserve, _Mapping]] = ..., cancel_reservation: _Optional[_Union[CancelReservation, _Mapping]] = ..., get_status: _Optional[_Union[Empty, _Mapping]] = ..., heartbeat: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class PortStatus(_message.Message):
     __slots__ = ("cp_state", "enabled", "session_state", "session_id", "transaction_id", "meter", "limits", "errors", "reservation_id")
