@@ -61,8 +61,14 @@ async def _async_open(
         )
     if config.meter == "modbus":
         from hal.modbus_meter import ModbusMeter
+        from hal.register_map import load_map
 
-        meter = ModbusMeter(config.meter_device, unit=config.meter_unit)
+        meter = ModbusMeter(
+            config.meter_device,
+            unit=config.meter_unit,
+            register_map=load_map(config.meter_model),
+            phases=config.phases,
+        )
         await meter.async_open()
         stack.push_async_callback(meter.async_close)
         board = dataclasses.replace(board, power_meter=meter)

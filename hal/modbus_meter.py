@@ -1,8 +1,10 @@
-"""Modbus RTU driver for a 3-phase DIN-rail meter with the Eastron SDM630 input-register map.
+"""Modbus RTU driver for a DIN-rail meter, driven by a register map (`hal.register_map`).
 
-All quantities are IEEE-754 float32 in two input registers, high word first (SDM630 Modbus
-protocol, "3X" registers). One request reads the whole 0x0000..0x0049 range so a reading is
-consistent. pymodbus exceptions are translated to `HalError` here, at the seam.
+The map (`port.meter_model`: `sdm630`, `sdm72`, `abb_b23` or a map file) says which blocks of
+registers to read and how to decode them; each block is one request. A reading that is not
+plausible for a mains meter raises `HalError` naming the map, so a map that does not fit the
+meter is noticed at the first reading. pymodbus exceptions are translated to `HalError` here,
+at the seam.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
 from hal.base import HalError, PowerMeterReading
+from hal.register_map import RegisterMap, RegisterMapError, load_map, plausibility_problem
 
 __all__ = ["SDM630", "ModbusMeter"]
 
 
 class SDM630:
-    """Input-register addresses (SDM630 v2 protocol, table of 3X registers)."""
+    """Addresses of the SDM630 map (`hal/meter_maps/sdm630.toml`), for tests and tools."""
 
     VOLTAGE_L1 = 0x0000  # V, then L2 at 0x0002, L3 at 0x0004
     CURRENT_L1 = 0x0006  # A, then 0x0008, 0x000A
@@ -35,15 +38,23 @@ class ModbusMeter:
         device: str,
         unit: int = 1,
         *,
+        register_map: RegisterMap | None = None,
+        phases: int = 3,
         baudrate: int = 9600,
         timeout_s: float = 1.0,
         retries: int = 1,
     ) -> None:
         self._device = device
         self._unit = unit
+        self._map = register_map or load_map("sdm630")
+        self._phases = phases
         self._client = AsyncModbusSerialClient(
             device, baudrate=baudrate, timeout=timeout_s, retries=retries, reconnect_delay=0
         )
+
+    @property
+    def register_map(self) -> RegisterMap:
+        return self._map
 
     async def async_open(self) -> None:
         """Open the serial port (raises `HalError` when it cannot)."""
@@ -54,30 +65,44 @@ class ModbusMeter:
         self._client.close()
 
     async def read(self) -> PowerMeterReading:
-        """One consistent reading of voltages, currents, power, frequency and energy."""
+        """One reading of voltages, currents, power, frequency and energy (one request per
+        block of the map, so values within a block are consistent)."""
+        where = f"Modbus meter unit {self._unit} on {self._device}"
+        registers: dict[int, int] = {}
+        for start, count in self._map.blocks:
+            values = await self._read(start, count)
+            registers.update(zip(range(start, start + count), values, strict=True))
         try:
-            rr = await self._client.read_input_registers(0, count=SDM630.SPAN, device_id=self._unit)
+            reading = self._map.decode(registers, self._phases)
+        except RegisterMapError as exc:
+            raise HalError(f"{where} (map {self._map.name!r}): {exc}") from None
+        problem = plausibility_problem(reading, self._phases)
+        if problem is not None:
+            raise HalError(
+                f"{where}: {problem}; the register map {self._map.name!r} "
+                f"(port.meter_model) does not fit this meter"
+            )
+        return reading
+
+    async def _read(self, start: int, count: int) -> list[int]:
+        where = f"Modbus meter unit {self._unit} on {self._device}"
+        read = (
+            self._client.read_input_registers
+            if self._map.function == "input"
+            else self._client.read_holding_registers
+        )
+        try:
+            rr = await read(start, count=count, device_id=self._unit)
         except ModbusException as exc:
             raise HalError(
-                f"Modbus meter unit {self._unit} on {self._device}: no answer "
-                f"(check port.meter_unit, wiring and baud rate): {exc}"
+                f"{where}: no answer (check port.meter_unit, wiring and baud rate): {exc}"
             ) from exc
         if rr.isError():
-            raise HalError(f"Modbus meter unit {self._unit} on {self._device}: error reply {rr}")
-
-        def f32(address: int) -> float:
-            value = self._client.convert_from_registers(
-                rr.registers[address : address + 2], self._client.DATATYPE.FLOAT32
+            raise HalError(
+                f"{where}: error reply {rr} to reading {count} registers at {start:#06x} "
+                f"(map {self._map.name!r}: is port.meter_model right?)"
             )
-            return float(value)  # type: ignore[arg-type]
-
-        def three(address: int) -> tuple[float, float, float]:
-            return (f32(address), f32(address + 2), f32(address + 4))
-
-        return PowerMeterReading(
-            energy_wh=f32(SDM630.IMPORT_ENERGY) * 1000.0,
-            power_w=f32(SDM630.TOTAL_POWER),
-            voltage_v=three(SDM630.VOLTAGE_L1),
-            current_a=three(SDM630.CURRENT_L1),
-            frequency_hz=f32(SDM630.FREQUENCY),
-        )
+        registers: list[int] = list(rr.registers)
+        if len(registers) < count:
+            raise HalError(f"{where}: short reply ({len(registers)} of {count} registers)")
+        return registers[:count]
