@@ -98,6 +98,9 @@ class LinkConfig:
     pki_dir: str = "pki"
     keepalive_s: float = 1.0
     grace_period_s: float = 10.0  # real seconds, >= 2 x keepalive_s (see above)
+    # Heartbeat silence (real seconds) after which either side declares the other down; the
+    # main's value is used by both (it travels in Hello). A SIGSTOPped peer is caught by this.
+    liveness_s: float = 2.0
     handshake_timeout_s: float = 5.0
     mdns: bool = True
     mdns_interfaces: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -343,6 +346,8 @@ def _check(config: object) -> None:
             raise ConfigError("port.meter_device: required when port.meter = 'modbus'")
     if isinstance(config, MainConfig | SatelliteConfig):
         link = config.link
+        if not 0.2 <= link.liveness_s <= 3600:
+            raise ConfigError(f"link.liveness_s: expected 0.2 to 3600 s, got {link.liveness_s:g}")
         if link.grace_period_s < 2 * link.keepalive_s:
             raise ConfigError(
                 f"link.grace_period_s: expected >= 2 x link.keepalive_s = "

@@ -53,6 +53,7 @@ class Station:
                 command_timeout_s=link.handshake_timeout_s,
                 retry_max_s=retry_max_s,
                 grace_period_s=link.grace_period_s,  # until Hello tells the satellite's own
+                liveness_s=link.liveness_s,
                 max_current_a=config.port.max_current_a,
                 phases=config.port.phases,
                 connector_type=config.port.connector_type,

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import SatelliteConfig
+from chargeport.sdnotify import SdNotifier, watchdog_period
 from chargeport.tasks import OwnedTasks
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
@@ -93,6 +95,7 @@ async def run_satellite(
             boot_id=info.boot_id,
             firmware_version=info.firmware_version,
             grace_period_s=link.grace_period_s,
+            liveness_s=link.liveness_s,  # until a main's Hello says its own
             keepalive_s=link.keepalive_s,
             ring_capacity=link.event_ring,
             board_system=board_system,
@@ -127,7 +130,15 @@ async def run_satellite(
         )
         if on_listening is not None:
             on_listening(port)
+        # systemd (Type=notify): ready now, keep-alives from this loop, stopping at the end.
+        notifier = SdNotifier.from_env()
+        if (period := watchdog_period(os.environ, os.getpid())) is not None:
+            watchdog = OwnedTasks(log)
+            stack.push_async_callback(watchdog.cancel_all)
+            watchdog.spawn(notifier.keepalive(period), "systemd-watchdog")
+        notifier.notify("READY=1", f"STATUS=satellite {config.board.serial} on port {port}")
         await stop.wait()
+        notifier.notify("STOPPING=1")
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)

@@ -10,6 +10,7 @@ from chargeport.clock import Clock
 from chargeport.pki import server_credentials
 from chargeport.port import ChargePort
 from satellite.agent import LinkAgent
+from satellite.link_core import DEFAULT_LIVENESS_S
 from satellite.server import LinkServer
 
 __all__ = ["AgentHost"]
@@ -28,6 +29,7 @@ class AgentHost:
         boot_id: str | None = None,
         firmware_version: str = "1.0.0",
         grace_period_s: float = 10.0,
+        liveness_s: float = DEFAULT_LIVENESS_S,
         keepalive_s: float = 1.0,
         ring_capacity: int = 4096,
         board_system: BoardSystem | None = None,
@@ -41,6 +43,7 @@ class AgentHost:
             boot_id=self.boot_id,
             firmware_version=firmware_version,
             grace_period_s=grace_period_s,
+            liveness_s=liveness_s,
             ring_capacity=ring_capacity,
             clock=clock,
         )
