@@ -3,13 +3,20 @@
 Start-up order follows what depends on what (hardware, ports, station, then the services that
 use the ports); shutdown is the reverse, through one AsyncExitStack, so a failure half-way
 through start-up still closes everything that was opened.
+
+Crash-only: every background task of the main is supervised (restarted with backoff) or, when
+it cannot recover, ends the process with EXIT_FAILURE so that systemd starts it again; the
+process-wide failure hook makes that true of the owned tasks of every component too. systemd
+hears READY=1 once the station is up, WATCHDOG=1 from the event loop, STOPPING=1 at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +28,8 @@ from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import MainConfig
 from chargeport.pki import channel_credentials
 from chargeport.port import ChargePort, PortError
-from chargeport.tasks import OwnedTasks
+from chargeport.sdnotify import SdNotifier, watchdog_period
+from chargeport.tasks import OwnedTasks, RestartPolicy, set_failure_hook
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
 from evse.signing import open_signing
@@ -41,6 +49,11 @@ __all__ = ["MainApp", "ocpp16_firmware_status", "run_main"]
 log = logging.getLogger(__name__)
 
 SCENARIO_WAIT_S = 10.0  # real seconds a simulated EV waits for the CSMS before going on anyway
+# A component that cannot recover: the process ends so that its supervisor (systemd) restarts it.
+EXIT_FAILURE = os.EX_SOFTWARE
+# The OCPP session restarts after a failure it could not absorb itself; three in ten minutes
+# and the process ends instead (a restart of everything is then the better bet).
+OCPP_POLICY = RestartPolicy(initial_s=1.0, max_s=30.0, budget=3, window_s=600.0)
 
 
 async def _feed_view(view: StationView, connector: int, port: ChargePort) -> None:
@@ -136,7 +149,18 @@ class MainApp:
         self.view: StationView | None = None
         self.dashboard: Dashboard | None = None
         self.ocpp: Any = None
-        self._tasks = OwnedTasks(log)
+        self.failure: str | None = None  # what ended the process, when something did
+        self.notifier = SdNotifier.from_env()
+        self._tasks = OwnedTasks(log, on_failure=self._task_failed)
+
+    def _task_failed(self, name: str, exc: BaseException) -> None:
+        """An owned task died for good: end the process, non-zero, for systemd to restart it."""
+        if self.stop.is_set():
+            return  # already on the way out: a failure while stopping changes nothing
+        log.critical("%s cannot recover (%s): exiting with %d", name, exc, EXIT_FAILURE)
+        self.failure = f"{name}: {exc}"
+        self.exit_code = EXIT_FAILURE
+        self.stop.set()
 
     async def _on_restart(self) -> None:
         """The local board restarts (reset or firmware activation): exit for the supervisor."""
@@ -211,9 +235,13 @@ class MainApp:
             self.view = view
             view.guns[config.station.local_connector].boot_id = self.boot_id
             if isinstance(locator, MdnsLocator):
-                self._tasks.spawn(_show_discovery(locator, view), "discovery-status")
+                self._tasks.spawn_supervised(
+                    functools.partial(_show_discovery, locator, view), "discovery-status"
+                )
             for connector, port in station.ports.items():
-                self._tasks.spawn(_feed_view(view, connector, port), f"view-{connector}")
+                self._tasks.spawn_supervised(
+                    functools.partial(_feed_view, view, connector, port), f"view-{connector}"
+                )
 
             satellites = [
                 LocatedBoardSystem(sat.serial, locator, credentials) for sat in config.satellites
@@ -349,24 +377,38 @@ class MainApp:
             on_connection=view.set_ocpp_connected,
         )
         self.ocpp = session
-        self._tasks.spawn(session.run(), "ocpp")
-        self._tasks.spawn(aggregator.resume_pending_firmware(firmware_status), "firmware-resume")
+        self._tasks.spawn_supervised(session.run, "ocpp", OCPP_POLICY)
+        self._tasks.spawn_supervised(
+            functools.partial(aggregator.resume_pending_firmware, firmware_status),
+            "firmware-resume",
+        )
 
     async def run(self, on_ready: Callable[[MainApp], None] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
+        previous_hook = set_failure_hook(self._task_failed)
         try:
             async with self._services():
+                self._tell_systemd_ready()
                 if on_ready is not None:
                     on_ready(self)
                 await self.stop.wait()
+                self.notifier.notify("STOPPING=1", f"STATUS=stopping ({self.failure or 'asked'})")
         finally:
+            set_failure_hook(previous_hook)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
         return self.exit_code
+
+    def _tell_systemd_ready(self) -> None:
+        """READY=1 with a status line; keep-alives from this loop when a watchdog is set."""
+        period = watchdog_period(os.environ, os.getpid())
+        if period is not None:
+            self._tasks.spawn(self.notifier.keepalive(period), "systemd-watchdog")
+        self.notifier.notify("READY=1", f"STATUS=station {self.config.station.id} running")
 
 
 def run_main(config: MainConfig, *, speed: float = 1.0) -> int:

@@ -620,8 +620,8 @@ class OcppSession(SessionTransactions, SessionOps):
             else:
                 amps = self.profiles.limit(cid, now, self.transaction_start(cid))
             if self._last_limits.get(cid, -1.0) != amps:
-                self._last_limits[cid] = amps
                 self._limit_sink(cid, amps)
+                self._last_limits[cid] = amps  # only once pushed: a failed push is retried
 
     # ------------------------------------------------------------ reservations
 

@@ -1,0 +1,92 @@
+"""The OCPP session is crash-only (issue 12): any error restarts what failed, with backoff;
+an error that keeps coming back ends the session so that its owner can end the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+from ocpp_station_fixture import make_ports, options, until
+
+from chargeport.sim.csms import CentralSystem
+from chargeport.tasks import TaskGaveUp
+from main_node.ocpp.client import OcppSession
+from main_node.ocpp.db import open_db
+
+
+async def test_an_unexpected_error_in_the_connection_reconnects_the_session(
+    tmp_path: Path,
+) -> None:
+    """Before issue 12 only network errors were caught: anything else killed the session's
+    task group and left the main up but offline for good."""
+    calls: list[bool] = []
+
+    def on_connection(up: bool) -> None:
+        calls.append(up)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a listener")
+
+    conn = open_db(tmp_path / "db.sqlite")
+    async with CentralSystem() as csms:
+        session = OcppSession(options(csms.url), make_ports(), conn, on_connection=on_connection)
+        task = asyncio.create_task(session.run())
+        try:
+            await csms.wait_for(lambda: csms.connects >= 2)
+            await until(lambda: session.online)
+            assert await csms.change_configuration("HeartbeatInterval", "60") == "Accepted"
+            assert len(csms.actions("BootNotification")) == 1  # a reconnect is no new boot
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            conn.close()
+
+
+async def test_an_error_that_keeps_coming_back_ends_the_session(tmp_path: Path) -> None:
+    def on_connection(up: bool) -> None:
+        if up:
+            raise RuntimeError("always")
+
+    conn = open_db(tmp_path / "db.sqlite")
+    try:
+        async with CentralSystem() as csms:
+            session = OcppSession(
+                options(csms.url), make_ports(), conn, on_connection=on_connection
+            )
+            with pytest.raises(ExceptionGroup) as caught:
+                async with asyncio.timeout(30):
+                    await session.run()
+            assert caught.group_contains(TaskGaveUp)
+            assert csms.connects > 1  # it did retry before giving up
+    finally:
+        conn.close()
+
+
+async def test_a_failing_inner_loop_is_restarted_and_the_session_stays_online(
+    tmp_path: Path,
+) -> None:
+    """The limit loop dies on its first push (a listener's bug); it is restarted and the
+    limits reach the energy manager after all."""
+    pushed: list[tuple[int, float | None]] = []
+
+    def limit_sink(cid: int, amps: float | None) -> None:
+        if not pushed:
+            pushed.append((-1, None))
+            raise RuntimeError("first push fails")
+        pushed.append((cid, amps))
+
+    conn = open_db(tmp_path / "db.sqlite")
+    async with CentralSystem() as csms:
+        session = OcppSession(options(csms.url), make_ports(), conn, limit_sink=limit_sink)
+        task = asyncio.create_task(session.run())
+        try:
+            await until(lambda: session.online and any(cid == 0 for cid, _ in pushed))
+            assert await csms.change_configuration("HeartbeatInterval", "60") == "Accepted"
+            assert csms.connects == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            conn.close()
