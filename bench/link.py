@@ -1,8 +1,10 @@
 """Link benchmark on loopback (mTLS): command round trip through RemotePort, event latency,
-baselines (bare grpc.aio bidi ping-pong with the same TLS, raw asyncio TCP echo), and the time
-to detect a kill -9'd satellite and to recover once it is back. Prints one JSON object last.
+baselines (bare grpc.aio bidi ping-pong with the same TLS, raw asyncio TCP echo), the time
+to detect a kill -9'd satellite and to recover once it is back, and the time to declare a
+SIGSTOPped (hung) satellite down. Prints one JSON object last.
 
 Targets (issue 2): command p50 within 1.5x the bare bidi ping-pong; event p99 under 2 ms.
+Target (issue 11): detect_hang_s <= link.liveness_s (2 s by default).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -195,9 +199,39 @@ async def bench_kill(pki: Path) -> tuple[float, float]:
                 p.stdout.close()
 
 
+async def bench_hang(pki: Path, liveness_s: float) -> float:
+    """SIGSTOP the satellite: its sockets stay open, only the missing heartbeats tell."""
+    proc: subprocess.Popen[str] | None = None
+    rp: RemotePort | None = None
+    try:
+        proc, port = await spawn(pki, "127.0.0.1:0")
+        rp = remote("SAT-B", ("127.0.0.1", port), pki, retry_max_s=0.2, liveness_s=liveness_s)
+        sub = rp.events()
+        await rp.start()
+        async with asyncio.timeout(10):
+            await rp.wait_connected()
+        t0 = time.perf_counter()
+        os.kill(proc.pid, signal.SIGSTOP)
+        async with asyncio.timeout(30):
+            async for e in sub:
+                if isinstance(e.body, LinkChanged) and not e.body.connected:
+                    break
+        return time.perf_counter() - t0
+    finally:
+        if rp is not None:
+            await rp.stop()
+        if proc is not None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=2000, help="round trips per measurement")
+    ap.add_argument("--liveness", type=float, default=2.0, help="link.liveness_s for the hang")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pki = Path(tmp)
@@ -206,6 +240,8 @@ async def main() -> None:
         result["grpc_bidi_p50_us"] = await bench_bidi(pki, args.n)
         result["tcp_echo_p50_us"] = await bench_tcp(args.n)
         result["detect_kill_s"], result["recover_s"] = await bench_kill(pki)
+        result["detect_hang_s"] = await bench_hang(pki, args.liveness)
+    result["detect_hang_vs_liveness_ratio"] = result["detect_hang_s"] / args.liveness
     result["cmd_vs_bidi_p50_ratio"] = result["cmd_rtt_p50_us"] / result["grpc_bidi_p50_us"]
     result["bidi_vs_tcp_p50_ratio"] = result["grpc_bidi_p50_us"] / result["tcp_echo_p50_us"]
     result["event_p99_vs_2ms_target"] = result["event_p99_us"] / 2000.0
