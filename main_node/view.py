@@ -3,6 +3,10 @@
 Pure: `apply(connector, event, now)` updates the view, `snapshot()` returns plain JSON-able
 data. The dashboard, the MQTT API and `chargeport sim --headless` all read the same snapshot,
 so a gun's "sessions completed" means the same thing everywhere.
+
+Each gun keeps facts (link up, the session's headline, ...) and derives what it shows from
+them: `state` is "Link lost" exactly while the link is down, so a view can never say
+"Link lost" with `link_up` true (or the other way round) after a blip.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ HISTORY = 120  # power samples kept per gun for the charts
 @dataclass
 class GunView:
     info: PortInfo
-    state: str = "Unknown"
+    headline: str = "Unknown"  # the session's state in words, whatever the link does
     cp_state: str = "?"
     enabled: bool = True
     link_up: bool = True
@@ -91,6 +95,11 @@ class GunView:
     faults: list[str] = field(default_factory=list)
     active_errors: dict[str, str] = field(default_factory=dict)
     history: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+
+    @property
+    def state(self) -> str:
+        """What a person reads: derived, never stored, so it cannot disagree with `link_up`."""
+        return self.headline if self.link_up else "Link lost"
 
 
 class StationView:
@@ -150,7 +159,6 @@ class StationView:
                 gun.boot_id = body.boot_id
                 gun.firmware_version = body.firmware_version or gun.firmware_version
             else:
-                gun.state = "Link lost"
                 gun.power_w = 0.0
                 gun.current_a = ()  # nothing measured while the board is unreachable
         self._changed()
@@ -160,7 +168,7 @@ class StationView:
         gun = self.guns.get(connector)
         if gun is None:
             return
-        gun.state = _SESSION_STATE.get(status.session_state, status.session_state.value)
+        gun.headline = _SESSION_STATE.get(status.session_state, status.session_state.value)
         gun.cp_state = status.cp_state.value
         gun.enabled = status.enabled
         gun.session_id = status.session_id or ""
@@ -176,7 +184,7 @@ class StationView:
         self._changed()
 
     def _apply_session(self, gun: GunView, event: SessionEvent) -> None:
-        gun.state = _HEADLINE.get(event.type, gun.state)
+        gun.headline = _HEADLINE.get(event.type, gun.headline)
         gun.session_id = event.session_id
         tx = event.transaction
         if event.type is SessionEventType.TRANSACTION_STARTED and tx is not None:

@@ -113,3 +113,26 @@ def test_discovery_problems_are_part_of_the_status_and_notify_once() -> None:
     view.set_discovery_problems([])
     assert view.snapshot()["discovery_problems"] == []
     assert len(heard) == 2
+
+
+def test_after_a_link_blip_the_gun_shows_its_session_again_not_link_lost() -> None:
+    """Issue 11: one record per gun; the shown state is derived from it, so "Link lost" lasts
+    exactly as long as the link is down, and what happened during the blip still counts."""
+    view = StationView("ST", [info(2)])
+    up = LinkChanged(connected=True, boot_id="b1", firmware_version="1")
+    down = LinkChanged(connected=False, boot_id="b1")
+    view.apply(2, ev(1, up))
+    view.apply(2, ev(2, SessionEvent(SessionEventType.CHARGING_STARTED, "s1")))
+    view.apply(2, ev(3, down))
+    assert (view.gun_snapshot(2)["link_up"], view.gun_snapshot(2)["state"]) == (False, "Link lost")
+    view.apply(2, ev(4, up))  # a blip: nothing happened meanwhile
+    for gun in (view.gun_snapshot(2), view.snapshot()["guns"][0]):
+        assert (gun["link_up"], gun["state"]) == (True, "Charging")
+    view.apply(2, ev(5, down))
+    view.apply(2, ev(6, SessionEvent(SessionEventType.CHARGING_PAUSED_EV, "s1")))  # replayed
+    assert view.gun_snapshot(2)["state"] == "Link lost"  # still down
+    view.apply(2, ev(7, up))
+    assert (view.gun_snapshot(2)["link_up"], view.gun_snapshot(2)["state"]) == (
+        True,
+        "Paused by EV",
+    )
