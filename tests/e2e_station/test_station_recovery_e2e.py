@@ -164,6 +164,8 @@ async def test_killed_satellite_closes_its_own_session_only_and_comes_back(
     assert new_txs[vc].transaction_id != victim_tx.transaction_id
     assert gun(after, vc)["transaction_id"] != ""
     # After the board came back the connector left Unavailable (OCPP 1.6 section 4.9).
+    # A status goes out once it has held MinimumStatusDuration (section 4.9): wait for it.
+    await rig.wait_csms(lambda: rig.csms.last_status(vc) == "Charging")
     back = [s for c, s, _ in rig.csms.statuses[seen_statuses:] if c == vc]
     assert back[-1] == "Charging", back
 
