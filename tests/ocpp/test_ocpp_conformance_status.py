@@ -18,7 +18,7 @@ from chargeport.port import (
     SessionEventType,
 )
 from chargeport.sim.csms import CentralSystem
-from main_node.ocpp.connector_status import ConnectorStatus, StatusGate
+from main_node.ocpp.connector_status import ConnectorStatus, ConnectorStatusTracker, StatusGate
 
 AVAILABLE = ConnectorStatus("Available")
 CHARGING = ConnectorStatus("Charging")
@@ -174,3 +174,13 @@ async def test_satellite_missing_the_boot_window_is_an_error_ocpp16_4_9(tmp_path
             assert [(s, e) for c, s, e in csms.statuses if c == 3] == [
                 ("Unavailable", "InternalError")
             ]
+
+
+def test_withdrawn_authorization_frees_the_connector_ocpp16_9_1_6() -> None:
+    """A board ends an authorization no EV used (ConnectionTimeOut) with Deauthorized: the
+    connector leaves Preparing for Available (section 4.9)."""
+    tracker = ConnectorStatusTracker()
+    assert tracker.apply(SessionEvent(SessionEventType.AUTHORIZED, "")) == ConnectorStatus(
+        "Preparing"
+    )
+    assert tracker.apply(SessionEvent(SessionEventType.DEAUTHORIZED, "")) == AVAILABLE
