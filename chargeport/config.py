@@ -73,6 +73,7 @@ class PortConfig:
     meter_device: str = ""
     meter_unit: int = 1
     meter_model: str = "sdm630"  # register map: sdm630, sdm72, abb_b23, or a map file's path
+    rfid_device: str = ""  # serial device of a PN532 RFID reader (HSU mode); empty = none
     sample_rate_hz: int = 10_000
     meter_interval_s: float = 1.0
     scenario: str = ""  # simulated EV scenario file (sim hal only)

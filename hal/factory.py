@@ -1,5 +1,6 @@
 """Build a board's hardware from its `[port]` config: the simulated board, or the safety MCU
-behind a serial link, optionally with an external Modbus meter. Main and satellites share it."""
+behind a serial link, optionally with an external Modbus meter and a PN532 RFID reader.
+Main and satellites share it."""
 
 from __future__ import annotations
 
@@ -72,4 +73,11 @@ async def _async_open(
         await meter.async_open()
         stack.push_async_callback(meter.async_close)
         board = dataclasses.replace(board, power_meter=meter)
+    if config.rfid_device:
+        from hal.pn532 import Pn532Reader
+
+        reader = Pn532Reader(config.rfid_device)
+        await reader.async_open()
+        stack.push_async_callback(reader.async_close)
+        board = dataclasses.replace(board, id_reader=reader)
     return board, sim
