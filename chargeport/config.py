@@ -126,6 +126,9 @@ class StationConfig:
     # Seconds after start during which a satellite not linked yet is booting, not lost: its
     # connector's status is held until it links or this ends (OCPP 1.6 section 4.9).
     boot_window_s: float = 30.0
+    # A local Enable (MQTT, dashboard) may override the central system's Inoperative
+    # (main_node/local_availability.py has the precedence). Off: the CSMS's word stands.
+    local_enable_overrides_csms: bool = False
 
 
 @dataclass(frozen=True)

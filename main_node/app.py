@@ -37,6 +37,7 @@ from hal.factory import open_board
 from main_node.dashboard import Dashboard
 from main_node.discovery import DiscoveryReport, MdnsLocator, locator_from_config
 from main_node.energy import EnergyManager, EnergySnapshot
+from main_node.local_availability import guard_local_commands
 from main_node.located_board import LocatedBoardSystem
 from main_node.station import Station
 from main_node.view import StationView
@@ -270,13 +271,19 @@ class MainApp:
 
             # OCPP BootNotification reports the running slot's version, not the configured one.
             await self._start_ocpp(stack, station, aggregator, energy, view, info.firmware_version)
+            # MQTT and the dashboard drive the ports under one availability precedence.
+            local_ports = guard_local_commands(
+                station.ports,
+                None if self.ocpp is None else self.ocpp.availability.effective,
+                overrides=config.station.local_enable_overrides_csms,
+            )
             if config.mqtt.host:
                 from main_node.mqtt_api import MqttApi
 
                 mqtt = MqttApi.from_config(
                     config.mqtt,
                     config.station.id,
-                    station.ports,
+                    local_ports,
                     energy,
                     min_current_a=config.energy.min_current_a,
                     site_limit_a=config.energy.site_limit_a,
@@ -296,7 +303,7 @@ class MainApp:
 
                 self.dashboard = Dashboard(
                     view,
-                    station.ports,
+                    local_ports,
                     host=config.dashboard.host,
                     port=config.dashboard.port,
                     operator_password=config.dashboard.operator_password,

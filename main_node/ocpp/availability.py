@@ -8,9 +8,11 @@ the charge point's own state follows once no connector is waiting any more. A co
 effectively Inoperative when its own state or connector 0's is. Requesting the state a
 connector is already in is Accepted (§5.2).
 
-Decisions come back as data: the status to answer and the connectors whose *effective*
-availability changed now, for the caller to push to the ports and report with
-StatusNotification.
+Decisions come back as data: the status to answer, the connectors whose *effective*
+availability changed now (to report with StatusNotification), and the effective state of
+every connector the request settled now (`apply`): the caller pushes those to the ports
+every time, so a repeated Inoperative is applied again (idempotently) even when the store
+already said Inoperative and a board forgot it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class AvailabilityResult:
 
     status: Literal["Accepted", "Rejected", "Scheduled"]
     changes: dict[int, AvailabilityType] = field(default_factory=dict)
+    apply: dict[int, AvailabilityType] = field(default_factory=dict)  # connectors >= 1
 
 
 class AvailabilityStore:
@@ -77,6 +80,7 @@ class AvailabilityStore:
         before = self.all_effective()
         targets = range(1, self.number_of_connectors + 1) if connector_id == 0 else [connector_id]
         scheduled = False
+        settled: list[int] = []
         for c in targets:
             if target == "Inoperative" and c in busy and self._state[c] != target:
                 # §5.2: a transaction in progress is not interrupted; change after it ends.
@@ -85,6 +89,7 @@ class AvailabilityStore:
             else:
                 self._state[c] = target
                 self._pending.pop(c, None)
+                settled.append(c)
         if connector_id == 0:
             if scheduled:
                 self._pending[0] = target
@@ -92,7 +97,11 @@ class AvailabilityStore:
                 self._state[0] = target
                 self._pending.pop(0, None)
         self._save()
-        return AvailabilityResult("Scheduled" if scheduled else "Accepted", self._diff(before))
+        return AvailabilityResult(
+            "Scheduled" if scheduled else "Accepted",
+            self._diff(before),
+            {c: self.effective(c) for c in settled},
+        )
 
     def settle(self, busy: Collection[int]) -> dict[int, AvailabilityType]:
         """Apply scheduled changes of connectors no longer busy (after a transaction, at boot)."""

@@ -161,7 +161,7 @@ class StationState:
         """ChangeAvailability: persisted; Scheduled while a transaction runs on a target."""
         kind = "Operative" if operative else "Inoperative"
         result = self.availability.request(connector_id, kind, set(self.active_tx))
-        await self._apply(result.changes)
+        await self._apply({**result.apply, **result.changes})  # a repeat is applied again
         return result.status
 
     def operative(self, cid: int) -> bool:
