@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import hal.base
 from chargeport.clock import Clock, RealClock
@@ -51,7 +54,7 @@ from evse.protection import (
 from evse.pwm import DUTY_OFF, DUTY_UNAVAILABLE, MIN_CURRENT_A, duty_from_amps
 from evse.signing import BoardSigning
 
-__all__ = ["EvseRuntime", "RuntimeTiming"]
+__all__ = ["EvseRuntime", "RegisterFile", "RuntimeTiming"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ class EvseRuntime:
         start_enabled: bool = True,
         timing: RuntimeTiming | None = None,
         signing: BoardSigning | None = None,
+        register_file: Path | None = None,
     ) -> None:
         self.board = board
         self.signing = signing  # OCMF records of this board's register (port.meter_signing)
@@ -111,7 +115,14 @@ class EvseRuntime:
         self.limits = LimitsChanged(config.max_current_a, config.phases)
         self._duty: float | None = None
         self._locked: bool | None = None
-        self._energy_wh = 0.0
+        # The register of a sampled (DSP) meter lives in this process: `register_file` keeps it
+        # across restarts, so a restarted board reads on where it stopped, like a real meter.
+        sampled = board.power_meter is None  # a hardware meter keeps its own register
+        self._register = RegisterFile(register_file) if register_file and sampled else None
+        self._register_base_wh = self._register.load() if self._register is not None else 0.0
+        self._energy_wh = self._register_base_wh
+        if self._register_base_wh:
+            self.meter = MeterValue(energy_wh=self._register_base_wh, power_w=0.0)
         self._diode_bad = False
         self._tasks = OwnedTasks(log)  # the loops and the debounce timer
         self._debounce: asyncio.Task[None] | None = None
@@ -150,6 +161,8 @@ class EvseRuntime:
     async def stop(self) -> None:
         """Cancel every task, open the contactor, mark the port unavailable, end streams."""
         await self._tasks.cancel_all()
+        if self._register is not None:
+            self._register.save(self._energy_wh, durable=True)
         if self._started:
             self._started = False
             with contextlib.suppress(hal.base.HalError):
@@ -181,11 +194,17 @@ class EvseRuntime:
     async def _sampler_loop(self) -> None:
         async for block in self.board.sampler.blocks():
             values = self.metering.feed(block)
-            self._energy_wh = self.metering.energy_wh
+            self._energy_wh = self._register_base_wh + self.metering.energy_wh
+            if self._register is not None:
+                self._register.save(self._energy_wh)
             for value in values:
                 async with self.lock:
                     await self._on_meter(
-                        dataclasses.replace(value, temperature_c=self.temperature_c)
+                        dataclasses.replace(
+                            value,
+                            energy_wh=self._register_base_wh + value.energy_wh,
+                            temperature_c=self.temperature_c,
+                        )
                     )
 
     async def _power_meter_loop(self, meter: hal.base.PowerMeter) -> None:
@@ -404,3 +423,42 @@ class EvseRuntime:
         await self.dispatch(ss.Enable() if enabled else ss.Disable())
         if before != enabled:
             self.bus.publish(PortDisabledChanged(enabled))
+
+
+class RegisterFile:
+    """The board's energy register on disk (JSON), written on every metering block.
+
+    A write is a tiny file replaced atomically: a process killed at any moment leaves the last
+    complete register (the page cache outlives the process); `durable=True` (at stop) also
+    fsyncs it. A missing or unreadable file is a register of 0, said once in the log.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._failing = False  # said once in the log until a save works again
+
+    def load(self) -> float:
+        try:
+            value = float(json.loads(self.path.read_text())["energy_wh"])
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("meter register %s unreadable (%s): starting from 0", self.path, exc)
+            return 0.0
+        return value if value >= 0 else 0.0
+
+    def save(self, energy_wh: float, *, durable: bool = False) -> None:
+        try:
+            with self._tmp.open("w") as out:
+                out.write(json.dumps({"energy_wh": energy_wh}))
+                if durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.replace(self._tmp, self.path)
+        except OSError as exc:  # a full disk must not stop the charging
+            if not self._failing:
+                log.warning("meter register not saved: %s", exc)
+            self._failing = True
+        else:
+            self._failing = False

@@ -50,6 +50,7 @@ __all__ = ["MainApp", "ocpp16_firmware_status", "run_main"]
 log = logging.getLogger(__name__)
 
 SCENARIO_WAIT_S = 10.0  # real seconds a simulated EV waits for the CSMS before going on anyway
+REGISTER_FILE = "meter-register.json"  # the local port's energy register, in the state dir
 # A component that cannot recover: the process ends so that its supervisor (systemd) restarts it.
 EXIT_FAILURE = os.EX_SOFTWARE
 # The OCPP session restarts after a failure it could not absorb itself; three in ten minutes
@@ -211,6 +212,9 @@ class MainApp:
                     serial=config.station.serial,
                     firmware_version=info.firmware_version,
                 ),
+                # The board's register survives a restart (kill -9 included): the PowerLoss
+                # StopTransaction of a lost transaction carries it (issue 12).
+                register_file=self.state_dir / REGISTER_FILE,
             )
             await runtime.start()
             stack.push_async_callback(runtime.stop)
