@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib.metadata
 import os
 import tomllib
 import types
@@ -66,7 +67,7 @@ class PortConfig:
     connector_type: str = "Type2Socket"
     max_current_a: float = 32.0
     phases: int = 3
-    hal: Literal["sim", "serial"] = "sim"
+    hal: str = "sim"  # "sim", "serial", or a driver installed for entry points "chargeport.hal"
     serial_device: str = ""  # MCU link device when hal = "serial"
     link_key_file: str = ""  # 32-byte AEAD key for the MCU link (hex), when hal = "serial"
     meter: Literal["internal", "modbus"] = "internal"
@@ -333,6 +334,11 @@ def load_config(path: str | Path, cls: type[T]) -> T:
     return config
 
 
+def _hal_drivers() -> set[str]:
+    """Board drivers other packages offer (docs/hal-drivers.md; loaded by hal.drivers)."""
+    return {ep.name for ep in importlib.metadata.entry_points(group="chargeport.hal")}
+
+
 def _check(config: object) -> None:
     """Value checks that types alone cannot express."""
     _check_deployment(config)
@@ -344,6 +350,11 @@ def _check(config: object) -> None:
             )
         if port.phases not in (1, 3):
             raise ConfigError(f"port.phases: expected 1 or 3, got {port.phases}")
+        if port.hal not in ("sim", "serial") and port.hal not in _hal_drivers():
+            raise ConfigError(
+                f"port.hal: expected one of 'sim', 'serial' or an installed HAL driver "
+                f"({', '.join(sorted(_hal_drivers())) or 'none installed'}), got {port.hal!r}"
+            )
         if port.hal == "serial" and not port.serial_device:
             raise ConfigError("port.serial_device: required when port.hal = 'serial'")
         if port.meter == "modbus" and not port.meter_device:

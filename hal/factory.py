@@ -1,6 +1,6 @@
-"""Build a board's hardware from its `[port]` config: the simulated board, or the safety MCU
-behind a serial link, optionally with an external Modbus meter and a PN532 RFID reader.
-Main and satellites share it."""
+"""Build a board's hardware from its `[port]` config: the simulated board, the safety MCU
+behind a serial link, or a vendor's driver (entry point group `chargeport.hal`), optionally
+with an external Modbus meter and a PN532 RFID reader. Main and satellites share it."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ async def _async_open(
             phases=config.phases,
         )
         board = sim.board
+    elif config.hal != "serial":
+        from hal.drivers import load_driver  # a vendor's board, from its package
+
+        board = await stack.enter_async_context(load_driver(config.hal)(config, clock))
     else:
         from hal.mculink.board import open_mcu_board
 
