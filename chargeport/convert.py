@@ -1,13 +1,16 @@
 """Wire <-> typed objects for the link: every proto conversion lives here, both directions.
 
-Handlers on either side of the link only see `chargeport.port` dataclasses and `Command`s;
-a malformed message becomes `InvalidArgument` (the agent answers INVALID_ARGUMENT).
+Handlers on either side of the link only see `chargeport.port` dataclasses and typed commands
+(one frozen dataclass per command, one per oneof field of CommandRequest); a malformed message
+becomes `InvalidArgument` (the agent answers INVALID_ARGUMENT). gRPC status codes and port
+errors map to each other here and nowhere else (`code_for_error`, `error_for_code`,
+`error_for_rpc`): a failed command always carries its reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, assert_never
 
 import grpc
 
@@ -39,11 +42,24 @@ from chargeport.v1 import link_pb2 as pb
 __all__ = [
     "COMMANDS",
     "PROTOCOL_VERSION",
+    "Authorize",
+    "CancelReservation",
     "Command",
+    "Disable",
+    "Enable",
+    "ForceUnlock",
+    "GetStatus",
+    "Pause",
+    "Reserve",
+    "Resume",
+    "SetLimit",
+    "StopTransaction",
+    "WithdrawAuthorization",
     "code_for_error",
     "command_from_proto",
     "command_to_proto",
     "error_for_code",
+    "error_for_rpc",
     "event_from_proto",
     "event_to_proto",
     "status_from_proto",
@@ -65,7 +81,105 @@ _CP_TO_PB = {
 }
 _CP_FROM_PB = {v: k for k, v in _CP_TO_PB.items()}
 
-# ChargePort method name -> oneof field of CommandRequest.
+# One typed command per oneof field of CommandRequest; `name` is the field (and the log name).
+
+
+@dataclass(frozen=True, slots=True)
+class Enable:
+    name: ClassVar[str] = "enable"
+
+
+@dataclass(frozen=True, slots=True)
+class Disable:
+    name: ClassVar[str] = "disable"
+
+
+@dataclass(frozen=True, slots=True)
+class Authorize:
+    id_tag: str
+    reservation_id: int | None = None
+    name: ClassVar[str] = "authorize"
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawAuthorization:
+    name: ClassVar[str] = "withdraw_authorization"
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    name: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    name: ClassVar[str] = "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class StopTransaction:
+    reason: StopReason
+    name: ClassVar[str] = "stop_transaction"
+
+
+@dataclass(frozen=True, slots=True)
+class SetLimit:
+    amps: float
+    phases: int
+    valid_for_s: float = 0.0
+    name: ClassVar[str] = "set_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class ForceUnlock:
+    name: ClassVar[str] = "force_unlock"
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    reservation_id: int
+    id_tag: str
+    expiry: float
+    name: ClassVar[str] = "reserve"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReservation:
+    reservation_id: int
+    name: ClassVar[str] = "cancel_reservation"
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    name: ClassVar[str] = "get_status"
+
+
+Command = (
+    Enable
+    | Disable
+    | Authorize
+    | WithdrawAuthorization
+    | Pause
+    | Resume
+    | StopTransaction
+    | SetLimit
+    | ForceUnlock
+    | Reserve
+    | CancelReservation
+    | GetStatus
+)
+_NO_ARGS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Enable(),
+        Disable(),
+        WithdrawAuthorization(),
+        Pause(),
+        Resume(),
+        ForceUnlock(),
+        GetStatus(),
+    )
+}
 COMMANDS = (
     "enable",
     "disable",
@@ -80,14 +194,6 @@ COMMANDS = (
     "cancel_reservation",
     "get_status",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """One ChargePort call: the method name (`get_status` for `status`) and its arguments."""
-
-    name: str
-    args: tuple[Any, ...] = ()
 
 
 # ------------------------------------------------------------------ errors
@@ -109,13 +215,31 @@ def code_for_error(exc: PortError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
 def error_for_code(code: int | grpc.StatusCode, message: str) -> PortError:
-    """The port error a non-OK gRPC status code stands for."""
+    """The port error a non-OK gRPC status code stands for, never without a reason."""
     value = code.value[0] if isinstance(code, grpc.StatusCode) else code
+    reason = message or f"{_CODE_NAMES.get(value, value)} without a reason"
     for cls, status in _ERROR_CODES:
         if status.value[0] == value:
-            return cls(message)
-    return PortError(message or f"gRPC status {value}")
+            return cls(reason)
+    return PortError(reason)
+
+
+def error_for_rpc(peer: str, exc: grpc.aio.AioRpcError) -> PortError:
+    """A failed call to `peer` as a port error: its code decides the class, the reason says
+    what happened (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED: the peer is unreachable)."""
+    code = exc.code()
+    reason = f"{peer}: {code.name}: {exc.details() or 'no details'}"
+    if code in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+    ):
+        return PortUnavailable(reason)
+    return error_for_code(code, reason)
 
 
 # ------------------------------------------------------------------ small pieces
@@ -285,49 +409,61 @@ def status_from_proto(s: pb.PortStatus) -> PortStatus:
 def command_to_proto(
     cmd: Command, *, session_id: str, connector: int, correlation_id: int = 0
 ) -> pb.CommandRequest:
-    """A `Command` as a CommandRequest; argument order is the ChargePort method's."""
+    """A typed command as a CommandRequest."""
     req = pb.CommandRequest(
         session_id=session_id, connector=connector, correlation_id=correlation_id
     )
-    a = cmd.args
-    if cmd.name == "authorize":
-        reservation = a[1] if len(a) > 1 and a[1] is not None else _NO_RESERVATION
-        req.authorize.CopyFrom(pb.Authorize(id_tag=a[0], reservation_id=reservation))
-    elif cmd.name == "stop_transaction":
-        req.stop_transaction.reason = StopReason(a[0]).value
-    elif cmd.name == "set_limit":
-        req.set_limit.CopyFrom(
-            pb.SetLimit(amps=a[0], phases=a[1], valid_for_s=a[2] if len(a) > 2 else 0.0)
-        )
-    elif cmd.name == "reserve":
-        req.reserve.CopyFrom(pb.Reserve(reservation_id=a[0], id_tag=a[1], expiry=a[2]))
-    elif cmd.name == "cancel_reservation":
-        req.cancel_reservation.reservation_id = a[0]
-    elif cmd.name in COMMANDS:
-        getattr(req, cmd.name).SetInParent()
-    else:
-        raise ValueError(f"unknown command {cmd.name!r}")
+    match cmd:
+        case Authorize(id_tag, reservation_id):
+            reservation = _NO_RESERVATION if reservation_id is None else reservation_id
+            req.authorize.CopyFrom(pb.Authorize(id_tag=id_tag, reservation_id=reservation))
+        case StopTransaction(reason):
+            req.stop_transaction.reason = StopReason(reason).value
+        case SetLimit(amps, phases, valid_for_s):
+            req.set_limit.CopyFrom(pb.SetLimit(amps=amps, phases=phases, valid_for_s=valid_for_s))
+        case Reserve(reservation_id, id_tag, expiry):
+            req.reserve.CopyFrom(
+                pb.Reserve(reservation_id=reservation_id, id_tag=id_tag, expiry=expiry)
+            )
+        case CancelReservation(reservation_id):
+            req.cancel_reservation.reservation_id = reservation_id
+        case Enable():
+            req.enable.SetInParent()
+        case Disable():
+            req.disable.SetInParent()
+        case WithdrawAuthorization():
+            req.withdraw_authorization.SetInParent()
+        case Pause():
+            req.pause.SetInParent()
+        case Resume():
+            req.resume.SetInParent()
+        case ForceUnlock():
+            req.force_unlock.SetInParent()
+        case GetStatus():
+            req.get_status.SetInParent()
+        case _:
+            assert_never(cmd)
     return req
 
 
 def command_from_proto(req: pb.CommandRequest) -> Command:
     """The typed command; `InvalidArgument` when no command is set or a value is malformed."""
     kind = req.WhichOneof("command")
-    if kind is None:
+    if kind is None or kind == "heartbeat":
         raise InvalidArgument("command request without a command")
     if kind == "authorize":
         r = req.authorize.reservation_id
         if not req.authorize.id_tag:
             raise InvalidArgument("authorize: id_tag must not be empty")
-        return Command(kind, (req.authorize.id_tag, None if r < 0 else r))
+        return Authorize(req.authorize.id_tag, None if r < 0 else r)
     if kind == "stop_transaction":
-        return Command(kind, (_enum(StopReason, req.stop_transaction.reason, "stop reason"),))
+        return StopTransaction(_enum(StopReason, req.stop_transaction.reason, "stop reason"))
     if kind == "set_limit":
         s = req.set_limit
-        return Command(kind, (s.amps, s.phases, s.valid_for_s))
+        return SetLimit(s.amps, s.phases, s.valid_for_s)
     if kind == "reserve":
         r2 = req.reserve
-        return Command(kind, (r2.reservation_id, r2.id_tag, r2.expiry))
+        return Reserve(r2.reservation_id, r2.id_tag, r2.expiry)
     if kind == "cancel_reservation":
-        return Command(kind, (req.cancel_reservation.reservation_id,))
-    return Command(kind)
+        return CancelReservation(req.cancel_reservation.reservation_id)
+    return _NO_ARGS[kind]

@@ -13,7 +13,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from chargeport.convert import Command, status_from_proto
+from chargeport.convert import (
+    Authorize,
+    CancelReservation,
+    Disable,
+    Enable,
+    ForceUnlock,
+    GetStatus,
+    Pause,
+    Reserve,
+    Resume,
+    SetLimit,
+    StopTransaction,
+    WithdrawAuthorization,
+    status_from_proto,
+)
 from chargeport.port import PortEvent, PortInfo, PortStatus, StopReason
 from main_node.satellite_link import LinkRefused, SatelliteLink
 
@@ -46,47 +60,47 @@ class RemotePort(SatelliteLink):
 
     async def enable(self) -> None:
         self.core.desired.enabled = True
-        await self._call(Command("enable"))
+        await self._call(Enable())
 
     async def disable(self) -> None:
         self.core.desired.enabled = False
-        await self._call(Command("disable"))
+        await self._call(Disable())
 
     async def authorize(self, id_tag: str, reservation_id: int | None = None) -> None:
-        await self._call(Command("authorize", (id_tag, reservation_id)))
+        await self._call(Authorize(id_tag, reservation_id))
 
     async def withdraw_authorization(self) -> None:
-        await self._call(Command("withdraw_authorization"))
+        await self._call(WithdrawAuthorization())
 
     async def pause(self) -> None:
-        await self._call(Command("pause"))
+        await self._call(Pause())
 
     async def resume(self) -> None:
-        await self._call(Command("resume"))
+        await self._call(Resume())
 
     async def stop_transaction(self, reason: StopReason) -> None:
-        await self._call(Command("stop_transaction", (reason,)))
+        await self._call(StopTransaction(reason))
 
     async def set_limit(self, amps: float, phases: int, valid_for_s: float = 0.0) -> None:
-        await self._call(Command("set_limit", (amps, phases, valid_for_s)))
+        await self._call(SetLimit(amps, phases, valid_for_s))
         # Recorded once the satellite accepted it: a malformed limit is never re-applied.
         self.core.desired.limit = (amps, phases, valid_for_s, self._clock.time())
 
     async def force_unlock(self) -> None:
-        await self._call(Command("force_unlock"))
+        await self._call(ForceUnlock())
 
     async def reserve(self, reservation_id: int, id_tag: str, expiry: float) -> None:
-        await self._call(Command("reserve", (reservation_id, id_tag, expiry)))
+        await self._call(Reserve(reservation_id, id_tag, expiry))
         self.core.desired.reservation = (reservation_id, id_tag, expiry)
 
     async def cancel_reservation(self, reservation_id: int) -> None:
         r = self.core.desired.reservation
         if r is not None and r[0] == reservation_id:
             self.core.desired.reservation = None
-        await self._call(Command("cancel_reservation", (reservation_id,)))
+        await self._call(CancelReservation(reservation_id))
 
     async def status(self) -> PortStatus:
-        reply = await self._call(Command("get_status"))
+        reply = await self._call(GetStatus())
         return status_from_proto(reply.status)
 
     def health(self) -> LinkHealth:

@@ -40,7 +40,17 @@ import grpc
 
 from chargeport import PROTOCOL_VERSION
 from chargeport.clock import Clock, RealClock
-from chargeport.convert import Command, command_to_proto, error_for_code, status_from_proto
+from chargeport.convert import (
+    Command,
+    GetStatus,
+    Reserve,
+    SetLimit,
+    StopTransaction,
+    command_to_proto,
+    error_for_code,
+    error_for_rpc,
+    status_from_proto,
+)
 from chargeport.fanout import Fanout
 from chargeport.pki import channel_options
 from chargeport.port import (
@@ -225,12 +235,18 @@ class SatelliteLink:
             raise PortUnavailable(
                 f"satellite {self.serial}: no reply to {cmd.name} in {self._command_timeout_s:g} s"
             ) from None
-        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
-            raise PortUnavailable(f"satellite {self.serial}: link lost ({exc})") from None
+        except grpc.aio.AioRpcError as exc:
+            raise error_for_rpc(f"satellite {self.serial}: {cmd.name}", exc) from None
+        except (grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise PortUnavailable(
+                f"satellite {self.serial}: {cmd.name}: link lost ({reason})"
+            ) from None
         finally:
             s.pending.pop(cid, None)
         if reply.code:
-            raise error_for_code(reply.code, reply.message)
+            reason = reply.message or "no reason given"
+            raise error_for_code(reply.code, f"satellite {self.serial}: {cmd.name}: {reason}")
         return reply
 
     # ------------------------------------------------------------ events
@@ -378,7 +394,9 @@ class SatelliteLink:
             something_open = self.core.link_down()
             for fut in session.pending.values():
                 if not fut.done():
-                    fut.set_exception(PortUnavailable(f"satellite {self.serial}: link lost"))
+                    fut.set_exception(
+                        PortUnavailable(f"satellite {self.serial}: link lost before the reply")
+                    )
             if self.connected:
                 self._set_connected(False)
                 self._publish(LinkChanged(False, self.boot_id, self._info.firmware_version))
@@ -446,11 +464,11 @@ class SatelliteLink:
         limit: tuple[float, int, float] | None,
         reservation: tuple[int, str, float] | None,
     ) -> None:
-        commands = []
+        commands: list[Command] = []
         if limit is not None:
-            commands.append(Command("set_limit", limit))
+            commands.append(SetLimit(*limit))
         if reservation is not None:
-            commands.append(Command("reserve", reservation))
+            commands.append(Reserve(*reservation))
         for cmd in commands:
             try:
                 await self._call_on(session, cmd)
@@ -466,7 +484,7 @@ class SatelliteLink:
         """Re-read the status; publish what makes consumers agree; stop what we closed."""
         gap = self.core.gap
         try:
-            reply = await self._call_on(session, Command("get_status"))
+            reply = await self._call_on(session, GetStatus())
             status = status_from_proto(reply.status)
         except PortError as exc:  # the link went down again: try at the next connect
             log.warning("satellite %s: re-sync failed: %s", self.serial, exc)
@@ -482,7 +500,7 @@ class SatelliteLink:
                 plan.stop_transaction,
             )
             try:
-                await self._call_on(session, Command("stop_transaction", (StopReason.OTHER,)))
+                await self._call_on(session, StopTransaction(StopReason.OTHER))
             except PortError as exc:
                 log.warning("satellite %s: stop failed: %s", self.serial, exc)
 

@@ -20,14 +20,26 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any
+from typing import Any, assert_never
 
 import grpc
 
 from chargeport import PROTOCOL_VERSION
 from chargeport.clock import Clock, RealClock
 from chargeport.convert import (
+    Authorize,
+    CancelReservation,
     Command,
+    Disable,
+    Enable,
+    ForceUnlock,
+    GetStatus,
+    Pause,
+    Reserve,
+    Resume,
+    SetLimit,
+    StopTransaction,
+    WithdrawAuthorization,
     code_for_error,
     command_from_proto,
     event_to_proto,
@@ -350,10 +362,36 @@ class LinkAgent(pb_grpc.LinkServicer):
         return reply
 
     async def _run(self, cmd: Command) -> pb.PortStatus | None:
-        if cmd.name == "get_status":
-            return status_to_proto(await self.port.status())
+        """One typed command on the port; the status for GetStatus."""
         self.core.on_command(cmd.name)
-        await getattr(self.port, cmd.name)(*cmd.args)
+        port = self.port
+        match cmd:
+            case GetStatus():
+                return status_to_proto(await port.status())
+            case Enable():
+                await port.enable()
+            case Disable():
+                await port.disable()
+            case Authorize(id_tag, reservation_id):
+                await port.authorize(id_tag, reservation_id)
+            case WithdrawAuthorization():
+                await port.withdraw_authorization()
+            case Pause():
+                await port.pause()
+            case Resume():
+                await port.resume()
+            case StopTransaction(reason):
+                await port.stop_transaction(reason)
+            case SetLimit(amps, phases, valid_for_s):
+                await port.set_limit(amps, phases, valid_for_s)
+            case ForceUnlock():
+                await port.force_unlock()
+            case Reserve(reservation_id, id_tag, expiry):
+                await port.reserve(reservation_id, id_tag, expiry)
+            case CancelReservation(reservation_id):
+                await port.cancel_reservation(reservation_id)
+            case _:
+                assert_never(cmd)
         return None
 
     async def Command(self, request: pb.CommandRequest, context: grpc.aio.ServicerContext) -> Any:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography import x509
 
 from chargeport.convert import (
     COMMANDS,
+    Authorize,
+    CancelReservation,
     Command,
+    Disable,
+    Enable,
+    ForceUnlock,
+    GetStatus,
+    Pause,
+    Reserve,
+    Resume,
+    SetLimit,
+    StopTransaction,
+    WithdrawAuthorization,
     command_from_proto,
     command_to_proto,
     error_for_code,
+    error_for_rpc,
     event_from_proto,
     event_to_proto,
     status_from_proto,
@@ -117,20 +131,20 @@ def test_status_round_trip() -> None:
     assert status_from_proto(status_to_proto(bare)) == bare
 
 
-COMMAND_CASES = [
-    Command("enable"),
-    Command("disable"),
-    Command("authorize", ("TAG", None)),
-    Command("authorize", ("TAG", 4)),
-    Command("withdraw_authorization"),
-    Command("pause"),
-    Command("resume"),
-    Command("stop_transaction", (StopReason.EMERGENCY_STOP,)),
-    Command("set_limit", (16.0, 1, 30.0)),
-    Command("force_unlock"),
-    Command("reserve", (3, "TAG", 1e9)),
-    Command("cancel_reservation", (3,)),
-    Command("get_status"),
+COMMAND_CASES: list[Command] = [
+    Enable(),
+    Disable(),
+    Authorize("TAG", None),
+    Authorize("TAG", 4),
+    WithdrawAuthorization(),
+    Pause(),
+    Resume(),
+    StopTransaction(StopReason.EMERGENCY_STOP),
+    SetLimit(16.0, 1, 30.0),
+    ForceUnlock(),
+    Reserve(3, "TAG", 1e9),
+    CancelReservation(3),
+    GetStatus(),
 ]
 
 
@@ -138,7 +152,7 @@ def test_every_command_has_a_case() -> None:
     assert {c.name for c in COMMAND_CASES} == set(COMMANDS)
 
 
-@pytest.mark.parametrize("cmd", COMMAND_CASES, ids=lambda c: f"{c.name}{c.args}")
+@pytest.mark.parametrize("cmd", COMMAND_CASES, ids=repr)
 def test_command_round_trip(cmd: Command) -> None:
     req = command_to_proto(cmd, session_id="s", connector=1, correlation_id=9)
     assert (req.session_id, req.connector, req.correlation_id) == ("s", 1, 9)
@@ -165,6 +179,31 @@ def test_malformed_command_is_invalid_argument(req: pb.CommandRequest) -> None:
 )
 def test_grpc_codes_map_to_port_errors(code: int, cls: type) -> None:
     assert type(error_for_code(code, "m")) is cls
+
+
+@pytest.mark.parametrize("code", [2, 9, 13, 14])
+def test_a_failed_command_always_carries_a_reason(code: int) -> None:
+    """Issue 11: `set_limit(...) failed:` with nothing after it never happens again."""
+    assert str(error_for_code(code, "")).endswith("without a reason")
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, PortUnavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, PortUnavailable),
+        (grpc.StatusCode.CANCELLED, PortUnavailable),
+        (grpc.StatusCode.FAILED_PRECONDITION, CommandRefused),
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument),
+    ],
+)
+def test_rpc_errors_map_at_one_seam_with_the_peer_and_the_reason(
+    code: grpc.StatusCode, cls: type
+) -> None:
+    exc = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="")
+    err = error_for_rpc("satellite SAT-1: set_limit", exc)
+    assert type(err) is cls
+    assert str(err) == f"satellite SAT-1: set_limit: {code.name}: no details"
 
 
 # ------------------------------------------------------------------ pki
