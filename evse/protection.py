@@ -6,9 +6,16 @@ the runtime turns them into `PortErrorEvent`s and blocks energy while any is act
 
 - Contactor (IEC 61851-1 6.3.1.4 / 8.4): every switch command is checked against the mirror
   contact. Closed when it must be open -> welded; open when it must be closed -> stuck open.
-  A mismatch counts only after `settle_s`, the contactor's own operating time.
-- Over-current (IEC 61851-1 Annex A, table A.8 note): the EV may exceed the PWM offer by 2 A up
-  to 20 A and by 10 % above; beyond that for longer than `allowed_s` the EVSE stops charging.
+  A mismatch counts only after `settle_s`, the contactor's own operating time. A weld is
+  latched: the contacts opening later proves nothing about the next close, so only an operator
+  check (`clear_welded` with the mirror open) or a fresh machine (a reboot whose first reading
+  shows the mirror open) clears it.
+- Over-current (IEC 61851-1 Annex A, table A.8 and its note): the EV may exceed the PWM offer by
+  2 A up to 20 A and by 10 % above, and it has `allowed_s` (5 s) to follow a new offer. Past
+  that the EVSE first reduces the PWM offer by the excess (an EV that misreads the duty by a
+  constant then draws what the site granted: `ReduceOffer`), and if the EV still draws above
+  the granted current for another `allowed_s`, or the reduced offer would fall below 6 A
+  (A.2.3), it trips: the session is stopped. Never a silent pause.
 - Over-temperature (OpenEVSE practice, our derating steps): 65 degC half current, 68 degC
   quarter, 71 degC trip; each step is left only `hysteresis_c` below its threshold.
 - RCD (IEC 61851-1 8.5 / IEC 62955): a trip opens the contactor at once; it is reset only with
@@ -28,6 +35,7 @@ __all__ = [
     "Fault",
     "OverCurrentMachine",
     "RcdMachine",
+    "ReduceOffer",
     "SwitchContactor",
     "ThermalMachine",
     "ThermalStep",
@@ -38,6 +46,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SwitchContactor:
     closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceOffer:
+    """Offer `compensation_a` less on the pilot than the current granted to the port."""
+
+    compensation_a: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +113,20 @@ class ContactorMachine:
                 out.append(SwitchContactor(False))
         else:
             if not mirror_closed:
-                self.state = ContactorState.OPEN
-                if self.welded:
-                    self.welded = False
-                    out.append(Fault(ErrorCode.POWER_SWITCH_FAILURE, False))
+                self.state = ContactorState.OPEN  # a weld stays latched (see clear_welded)
             elif settled and not self.welded:
                 self.welded = True
                 out.append(
                     Fault(ErrorCode.POWER_SWITCH_FAILURE, True, "contactor welded (mirror closed)")
                 )
         return out
+
+    def clear_welded(self, mirror_closed: bool) -> list[SwitchContactor | Fault]:
+        """An operator's check: clears a latched weld only if the mirror reads open now."""
+        if not self.welded or mirror_closed or self.wanted:
+            return []
+        self.welded = False
+        return [Fault(ErrorCode.POWER_SWITCH_FAILURE, False)]
 
     def clear_stuck(self) -> list[SwitchContactor | Fault]:
         """Forget a stuck-open fault (on unplug: the next session tries again)."""
@@ -126,40 +145,57 @@ def over_current_tolerance(offered_a: float) -> float:
 
 
 class OverCurrentMachine:
-    """Trips when the EV draws above offer + tolerance for longer than `allowed_s`."""
+    """IEC 61851-1 Annex A over-current: time to follow, then reduce, then trip."""
 
-    def __init__(self, allowed_s: float = 5.0) -> None:
+    def __init__(self, allowed_s: float = 5.0, min_current_a: float = 6.0) -> None:
         self.allowed_s = allowed_s
+        self.min_current_a = min_current_a
         self.tripped = False
+        self.compensation_a = 0.0  # how much less the pilot offers than the granted current
         self._since: float | None = None
+        self._granted: float | None = None
 
-    def measure(self, current_a: float, offered_a: float, now: float) -> list[Fault]:
-        """The highest phase current at `now` against the current on offer."""
+    def measure(self, current_a: float, granted_a: float, now: float) -> list[Fault | ReduceOffer]:
+        """The highest phase current at `now` against the current granted to the port.
+
+        `granted_a` is the offer before compensation (0 when the pilot offers nothing)."""
         if self.tripped:
             return []
-        if current_a <= offered_a + over_current_tolerance(offered_a):
+        if granted_a != self._granted:
+            # A new offer: the EV gets `allowed_s` to follow it (IEC 61851-1 table A.8).
+            self._granted, self._since = granted_a, None
+        if current_a <= granted_a + over_current_tolerance(granted_a):
             self._since = None
             return []
         if self._since is None:
             self._since = now
         if now - self._since < self.allowed_s - 1e-9:
             return []
+        self._since = now  # the next step gets its own `allowed_s`
+        excess = current_a - granted_a
+        if self.compensation_a == 0.0 and granted_a - excess >= self.min_current_a - 1e-9:
+            self.compensation_a = excess
+            return [ReduceOffer(excess)]
         self.tripped = True
         return [
             Fault(
                 ErrorCode.OVER_CURRENT_FAILURE,
                 True,
-                f"EV draws {current_a:.1f} A, {offered_a:.1f} A offered",
+                f"EV draws {current_a:.1f} A, {granted_a:.1f} A granted",
             )
         ]
 
-    def reset(self) -> list[Fault]:
-        """Clear a trip (on unplug)."""
-        self._since = None
-        if not self.tripped:
-            return []
-        self.tripped = False
-        return [Fault(ErrorCode.OVER_CURRENT_FAILURE, False)]
+    def reset(self) -> list[Fault | ReduceOffer]:
+        """Clear a trip and any compensation (on unplug: the next EV starts afresh)."""
+        self._since = self._granted = None
+        out: list[Fault | ReduceOffer] = []
+        if self.compensation_a:
+            self.compensation_a = 0.0
+            out.append(ReduceOffer(0.0))
+        if self.tripped:
+            self.tripped = False
+            out.append(Fault(ErrorCode.OVER_CURRENT_FAILURE, False))
+        return out
 
 
 # ------------------------------------------------------------------ over-temperature

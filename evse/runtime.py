@@ -34,6 +34,7 @@ from chargeport.port import (
     PortEvent,
     PortEventBody,
     SessionEvent,
+    StopReason,
 )
 from chargeport.tasks import OwnedTasks
 from evse import cp as cpm
@@ -47,6 +48,7 @@ from evse.protection import (
     Fault,
     OverCurrentMachine,
     RcdMachine,
+    ReduceOffer,
     SwitchContactor,
     ThermalMachine,
     ThermalStep,
@@ -100,7 +102,7 @@ class EvseRuntime:
             enabled=start_enabled,
         )
         self.contactor = ContactorMachine(self.timing.contactor_settle_s)
-        self.over_current = OverCurrentMachine(self.timing.over_current_allowed_s)
+        self.over_current = OverCurrentMachine(self.timing.over_current_allowed_s, MIN_CURRENT_A)
         self.thermal = ThermalMachine()
         self.rcd = RcdMachine()
         self.metering = Metering(config.sample_rate_hz, config.meter_interval_s)
@@ -298,7 +300,7 @@ class EvseRuntime:
     async def _after_unplug(self) -> None:
         """Faults tied to the EV or the session clear when it leaves."""
         for f in self.over_current.reset():
-            await self._set_fault("over_current", f)
+            await self._over_current_effect(f)
         for e in self.contactor.clear_stuck():
             await self._contactor_effect(e)
         if self._diode_bad:
@@ -314,21 +316,43 @@ class EvseRuntime:
         self.bus.publish(value)
         if value.current_a:
             now = self.clock.monotonic()
-            for f in self.over_current.measure(max(value.current_a), self.offered_a, now):
-                await self._set_fault("over_current", f)
+            granted = self._granted if self.offered_a > 0 else 0.0
+            for f in self.over_current.measure(max(value.current_a), granted, now):
+                await self._over_current_effect(f)
+
+    async def _over_current_effect(self, e: Fault | ReduceOffer) -> None:
+        """IEC 61851-1 Annex A: reduce the pilot offer, or stop the session on a trip."""
+        if isinstance(e, ReduceOffer):
+            if e.compensation_a:
+                log.warning(
+                    "connector %d: EV draws %.1f A above its offer for %g s: offer reduced",
+                    self._port.info.connector_id,
+                    e.compensation_a,
+                    self.timing.over_current_allowed_s,
+                )
+            await self._recompute_offer()
+            return
+        await self._set_fault("over_current", e)
+        if e.active and self.session.transaction is not None:
+            await self.dispatch(ss.Stop(StopReason.OTHER))
 
     async def _contactor_effect(self, e: SwitchContactor | Fault) -> None:
         if isinstance(e, SwitchContactor):
             await self.board.contactor.switch(e.closed)
-        else:
-            await self._set_fault("contactor", e)
+            return
+        await self._set_fault("contactor", e)
+        # A weld is latched: no new transaction on this gun until an operator check passes.
+        if (ss.INOPERATIVE in self.session.blocks) != self.contactor.welded:
+            await self.dispatch(ss.Block(ss.INOPERATIVE, self.contactor.welded))
 
     async def _set_fault(self, source: str, fault: Fault) -> None:
         """Record a fault from `source`; active faults open the contactor and block energy."""
         was = self.errors.get(source)
+        cid = self._port.info.connector_id
         if fault.active:
             if was is not None:
                 return
+            log.warning("connector %d: %s fault: %s", cid, fault.code.value, fault.message)
             event = PortErrorEvent(fault.code, fault.message, True)
             self.errors[source] = event
             self.bus.publish(event)
@@ -339,6 +363,7 @@ class EvseRuntime:
             return
         if was is None:
             return
+        log.info("connector %d: %s fault cleared", cid, was.code.value)
         del self.errors[source]
         if all(e.code is not was.code for e in self.errors.values()):
             self.bus.publish(PortErrorEvent(was.code, was.message, False))
@@ -364,7 +389,8 @@ class EvseRuntime:
         """The current offered through the pilot now (0 when the PWM is off)."""
         return self._offer if self._duty is not None and 0 < self._duty < DUTY_OFF else 0.0
 
-    _offer = 0.0
+    _offer = 0.0  # on the pilot: the granted current less any over-current compensation
+    _granted = 0.0  # min(limit, config maximum, thermal derating)
 
     async def _recompute_offer(self) -> None:
         """Offer min(limit, config maximum, thermal derating); below 6 A pause instead."""
@@ -373,9 +399,11 @@ class EvseRuntime:
         derated = (
             cfg_max * self.thermal.step.value if self.thermal.step is not ThermalStep.TRIP else 0.0
         )
-        offer = min(limit, cfg_max, derated)
+        granted = min(limit, cfg_max, derated)
+        self._granted = granted
+        offer = max(granted - self.over_current.compensation_a, 0.0)
         self._offer = offer
-        limits = LimitsChanged(max_current_a=offer, phases=self.limit_phases)
+        limits = LimitsChanged(max_current_a=granted, phases=self.limit_phases)
         if limits != self.limits:
             self.limits = limits
             self.bus.publish(limits)
@@ -420,9 +448,22 @@ class EvseRuntime:
     async def set_enabled(self, enabled: bool) -> None:
         """Enable or disable the port (caller holds `lock`)."""
         before = self.session.state is not ss.St.DISABLED
+        if enabled and self.contactor.welded:
+            await self._check_welded()
         await self.dispatch(ss.Enable() if enabled else ss.Disable())
         if before != enabled:
             self.bus.publish(PortDisabledChanged(enabled))
+
+    async def _check_welded(self) -> None:
+        """An operator's enable: clear a latched weld only if the mirror reads open now."""
+        cleared = self.contactor.clear_welded(await self.board.contactor.feedback())
+        if not cleared:
+            log.warning(
+                "connector %d: contactor still welded (mirror closed): stays faulted",
+                self._port.info.connector_id,
+            )
+        for e in cleared:
+            await self._contactor_effect(e)
 
 
 class RegisterFile:

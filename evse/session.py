@@ -6,7 +6,9 @@ transaction starts when the port is authorized and an EV is plugged in, in eithe
 (OCPP 1.6 3.2 / 5.11 RemoteStartTransaction), or at plug-in with free vend. Inside a
 transaction the energy sub-state follows the EV (IEC 61851-1 state C/D = requests energy, B =
 paused by the EV) and the EVSE's own reasons to withhold energy (station pause, a limit below
-6 A, an active fault): `_energy_state` resolves which one applies.
+6 A, an active fault): `_energy_state` resolves which one applies. The `INOPERATIVE` block (a
+latched fault such as a welded contactor) also refuses new transactions: authorization is
+refused and free vend waits, until the runtime lifts the block after an operator's check.
 
 `TRANSITIONS[state][event type]` lists every legal transition; a cell is either the target
 state or a guard that picks it. Commands with no cell are refused (`Refused`), inputs from the
@@ -46,6 +48,7 @@ from evse.session_types import (
 )
 
 __all__ = [
+    "INOPERATIVE",
     "TRANSITIONS",
     "Authorize",
     "Block",
@@ -94,6 +97,9 @@ _REPORTED: dict[St, SessionState] = {
 }
 
 
+# A `Block` reason that also refuses new transactions (a latched fault: a welded contactor).
+INOPERATIVE = "inoperative"
+
 # ------------------------------------------------------------------ the table
 
 Guard = Callable[["SessionMachine", SessionInput], St]
@@ -110,7 +116,9 @@ def _energy(m: SessionMachine, e: SessionInput) -> St:
 
 def _plug(m: SessionMachine, e: SessionInput) -> St:
     # Free vend starts a transaction at plug-in (OCPP 1.6 FreeVend-like behaviour).
-    return m._energy_state() if m.free_vend else St.WAITING_FOR_AUTH
+    if m.free_vend and INOPERATIVE not in m.blocks:
+        return m._energy_state()
+    return St.WAITING_FOR_AUTH
 
 
 def _after_session(m: SessionMachine, e: SessionInput) -> St:
@@ -119,6 +127,9 @@ def _after_session(m: SessionMachine, e: SessionInput) -> St:
 
 def _authorize(m: SessionMachine, e: SessionInput) -> St:
     assert isinstance(e, Authorize)
+    if INOPERATIVE in m.blocks:
+        # OCPP 1.6 4.9: a Faulted connector takes no new transaction until it is repaired.
+        raise Refused("port is faulted (latched protection fault): an operator check must clear it")
     m._take_authorization(e)
     return St.AUTHORIZED if m.state in (St.IDLE, St.RESERVED) else m._energy_state()
 

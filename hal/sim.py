@@ -4,7 +4,8 @@ The pilot level follows the EV's IEC 61851-1 state (A 12 V, B 9 V, C 6 V, D 3 V)
 the EVSE sets (0 % -> -12 V, state F); the contactor has a mirror contact; the sampler produces
 3-phase 230 V 50 Hz blocks carrying the current the EV draws (regulated to the PWM offer or
 fixed), with noise and a power factor; a first-order thermal model heats the connector with
-I^2. Faults can be injected by name (`FAULTS`).
+I^2. Faults can be injected by name (`FAULTS`). With `power_meter=True` the board meters through
+a simulated external meter (like a Modbus DIN-rail meter) instead of the sampler.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 
 from chargeport.clock import Clock
-from hal.base import Board, SampleBlock
+from hal.base import Board, HalError, PowerMeterReading, SampleBlock
 from hal.waveform import WaveformSource
 
 __all__ = ["FAULTS", "SimBoard", "SimulatedEv"]
@@ -26,6 +27,7 @@ FAULTS = (
     "rcd_trip",
     "over_temperature",
     "cp_short",
+    "meter_failure",  # the external power meter stops answering (power_meter=True boards)
 )
 
 _EV_LEVELS = {"B": 9.0, "C": 6.0, "D": 3.0}
@@ -55,6 +57,7 @@ class SimulatedEv:
         self.amps = 0.0
         self.phases = 3
         self.regulated = True
+        self.overshoot_a = 0.0  # a regulated EV that misreads the duty draws this much more
 
     @property
     def board(self) -> SimBoard:
@@ -84,12 +87,20 @@ class SimulatedEv:
         self._board._changed()
 
     def draw(
-        self, amps: float, phases: int = 3, *, regulated: bool = True, ventilation: bool = False
+        self,
+        amps: float,
+        phases: int = 3,
+        *,
+        regulated: bool = True,
+        ventilation: bool = False,
+        overshoot_a: float = 0.0,
     ) -> None:
-        """Request energy (state C) and draw `amps` per phase, capped by the offer if regulated."""
+        """Request energy (state C) and draw `amps` per phase, capped by the offer if regulated
+        (plus `overshoot_a`: an EV that reads the duty too high)."""
         if phases not in (1, 2, 3):
             raise ValueError(f"phases must be 1, 2 or 3, got {phases}")
         self.amps, self.phases, self.regulated = amps, phases, regulated
+        self.overshoot_a = overshoot_a
         self.ventilation = ventilation
         self.requesting = True
         self._board._changed()
@@ -121,6 +132,7 @@ class SimBoard:
         seed: int = 0,
         max_current_a: float = 32.0,
         phases: int = 3,
+        power_meter: bool = False,
     ) -> None:
         self.clock = clock
         self.sample_rate_hz = sample_rate_hz
@@ -152,6 +164,7 @@ class SimBoard:
             temperature=_Temperature(self),
             rcd=_Rcd(self),
             id_reader=_IdReader(self),
+            power_meter=_PowerMeter(self) if power_meter else None,
         )
 
     # -- test and scenario handles
@@ -185,7 +198,8 @@ class SimBoard:
             return (0.0, 0.0, 0.0)
         amps = ev.amps
         if ev.regulated:
-            amps = min(amps, ev.offered_a)
+            offer = ev.offered_a
+            amps = min(amps, offer + ev.overshoot_a) if offer > 0 else 0.0
         per = [amps if i < min(ev.phases, self.phases) else 0.0 for i in range(3)]
         return (per[0], per[1], per[2])
 
@@ -352,3 +366,23 @@ class _IdReader:
                 yield tag
         finally:
             self._sim._tag_queues.discard(queue)
+
+
+class _PowerMeter:
+    """An external meter: integrates the EV's power between reads; fails on `meter_failure`."""
+
+    def __init__(self, sim: SimBoard) -> None:
+        self._sim = sim
+        self._energy_wh = 0.0
+        self._at = sim.clock.monotonic()
+
+    async def read(self) -> PowerMeterReading:
+        sim = self._sim
+        if "meter_failure" in sim.faults:
+            raise HalError("power meter: no answer")
+        now = sim.clock.monotonic()
+        currents = sim.currents()
+        power = 230.0 * sum(currents) * sim.power_factor
+        self._energy_wh += power * max(0.0, now - self._at) / 3600.0
+        self._at = now
+        return PowerMeterReading(self._energy_wh, power, (230.0, 230.0, 230.0), currents, 50.0)

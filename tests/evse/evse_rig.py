@@ -40,9 +40,11 @@ class Rig:
         return [e.body for e in self.events if isinstance(e.body, kind)]
 
 
-async def make_rig(config: PortConfig | None = None, start_enabled: bool = True) -> Rig:
+async def make_rig(
+    config: PortConfig | None = None, start_enabled: bool = True, power_meter: bool = False
+) -> Rig:
     clock = ManualClock()
-    sim = SimBoard(clock=clock, sample_rate_hz=RATE, block_s=0.1)
+    sim = SimBoard(clock=clock, sample_rate_hz=RATE, block_s=0.1, power_meter=power_meter)
     counter = itertools.count(1)
     rt = EvseRuntime(
         sim.board,

@@ -11,6 +11,7 @@ from evse.protection import (
     Fault,
     OverCurrentMachine,
     RcdMachine,
+    ReduceOffer,
     SwitchContactor,
     ThermalMachine,
     ThermalStep,
@@ -37,7 +38,39 @@ def test_contactor_welded_detected_by_mirror_iec61851_6_3_1_4() -> None:
     (f,) = m.feedback(True, 1.2)
     assert isinstance(f, Fault) and f.code is PSF and f.active and "welded" in f.message
     assert m.feedback(True, 1.3) == []  # reported once
-    assert m.feedback(False, 2.0) == [Fault(PSF, False)]
+    assert m.feedback(False, 2.0) == []  # latched: contacts that let go once may weld again
+    assert m.welded
+
+
+@pytest.mark.parametrize(
+    ("name", "mirror_closed", "wanted", "cleared"),
+    [
+        ("operator_check_passes_mirror_open", False, False, True),
+        ("operator_check_fails_mirror_still_closed", True, False, False),
+        ("no_check_while_the_contactor_is_commanded_closed", False, True, False),
+    ],
+)
+def test_welded_cleared_only_by_a_passing_check_iec61851_6_3_1_4(
+    name: str, mirror_closed: bool, wanted: bool, cleared: bool
+) -> None:
+    m = ContactorMachine(settle_s=0.2)
+    m.request(True, 0.0)
+    m.request(False, 1.0)
+    m.feedback(True, 1.5)
+    assert m.welded
+    if wanted:
+        m.request(True, 2.0)
+    out = m.clear_welded(mirror_closed)
+    assert (out == [Fault(PSF, False)]) is cleared and m.welded is not cleared, name
+
+
+def test_reboot_check_a_fresh_machine_sees_a_weld_at_once() -> None:
+    """A new machine starts open: a mirror still closed after settle_s is a weld (boot check)."""
+    m = ContactorMachine(settle_s=0.2)
+    assert m.feedback(True, 0.0) == []
+    (f,) = m.feedback(True, 0.2)
+    assert isinstance(f, Fault) and f.active and "welded" in f.message
+    assert ContactorMachine(settle_s=0.2).feedback(False, 0.2) == []  # a passing boot check
 
 
 def test_contactor_stuck_open() -> None:
@@ -54,26 +87,63 @@ def test_over_current_tolerance_annex_a(offered: float, tol: float) -> None:
     assert over_current_tolerance(offered) == pytest.approx(tol)
 
 
+OC = ErrorCode.OVER_CURRENT_FAILURE
+Sample = tuple[float, float, float]  # (now, EV current, granted current)
+
+
 @pytest.mark.parametrize(
-    ("samples", "trips_at"),
+    ("name", "samples", "actions"),
     [
-        ([(0, 17.9), (6, 17.9)], None),  # within +2 A of 16 A
-        ([(0, 19.0), (4, 19.0), (5, 19.0)], 5),  # above for 5 s: trip
-        ([(0, 19.0), (3, 16.0), (4, 19.0), (8, 19.0), (9, 19.0)], 9),  # dip restarts the timer
+        ("annex_a_within_2a_tolerance", [(0, 17.9, 16), (6, 17.9, 16)], []),
+        (
+            "table_a8_5s_to_follow_then_reduce_by_the_excess",
+            [(0, 19.0, 16), (4.9, 19.0, 16), (5, 19.0, 16)],
+            [(5, ReduceOffer(3.0))],
+        ),
+        (
+            "reduced_ev_that_follows_keeps_charging",
+            [(0, 19.0, 16), (5, 19.0, 16), (6, 16.0, 16), (20, 16.0, 16)],
+            [(5, ReduceOffer(3.0))],
+        ),
+        (
+            "reduced_ev_that_does_not_follow_trips_after_another_5s",
+            [(0, 19.0, 16), (5, 19.0, 16), (9.9, 19.0, 16), (10, 19.0, 16)],
+            [(5, ReduceOffer(3.0)), (10, OC)],
+        ),
+        (
+            "a2_3_reduction_below_6a_trips_instead",
+            [(0, 20.0, 10), (5, 20.0, 10)],
+            [(5, OC)],
+        ),
+        (
+            "dip_below_the_tolerance_restarts_the_timer",
+            [(0, 19.0, 16), (3, 16.0, 16), (4, 19.0, 16), (8, 19.0, 16), (9, 19.0, 16)],
+            [(9, ReduceOffer(3.0))],
+        ),
+        (
+            "table_a8_a_new_lower_offer_gets_its_own_5s",
+            [(0, 32.0, 32), (1, 32.0, 16), (5.9, 32.0, 16), (6, 32.0, 16)],
+            [(6, OC)],
+        ),
+        (
+            "10_percent_above_20a",
+            [(0, 35.1, 32), (5, 35.1, 32)],
+            [],
+        ),
     ],
 )
-def test_over_current_after_allowed_time_annex_a(
-    samples: list[tuple[float, float]], trips_at: float | None
+def test_over_current_follow_reduce_trip_annex_a(
+    name: str, samples: list[Sample], actions: list[tuple[float, object]]
 ) -> None:
     m = OverCurrentMachine(allowed_s=5.0)
-    tripped = None
-    for now, amps in samples:
-        for f in m.measure(amps, 16.0, now):
-            assert f.code is ErrorCode.OVER_CURRENT_FAILURE and f.active
-            tripped = now
-    assert tripped == trips_at
-    if trips_at is not None:
-        assert m.reset() == [Fault(ErrorCode.OVER_CURRENT_FAILURE, False)]
+    got: list[tuple[float, object]] = []
+    for now, amps, granted in samples:
+        for f in m.measure(amps, granted, now):
+            got.append((now, f.code if isinstance(f, Fault) else f))
+            assert not isinstance(f, Fault) or f.active
+    assert got == actions, name
+    if any(a == OC for _, a in actions):
+        assert m.reset()[-1] == Fault(OC, False)
 
 
 @pytest.mark.parametrize(
