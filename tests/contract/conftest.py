@@ -9,7 +9,7 @@ remote-local   RemotePort -> gRPC (mTLS, loopback) -> agent -> LocalPort
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from contractkit import Harness
 from chargeport.config import PortConfig
 from chargeport.fake_port import FakePort
 from chargeport.pki import channel_credentials, init_pki
-from chargeport.port import ChargePort, PortInfo
+from chargeport.port import ChargePort, PortInfo, SessionState
 from main_node.locator import StaticLocator
 from main_node.remote_port import RemotePort
 from satellite.host import AgentHost
@@ -32,14 +32,24 @@ def contract_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _fake(enabled: bool) -> tuple[FakePort, Callable[[], None], Callable[[], None], list[Any]]:
+Parts = tuple[
+    ChargePort, Callable[[], None], Callable[[], None], Callable[[], Awaitable[float]], list[Any]
+]
+
+
+def _fake(enabled: bool) -> Parts:
     fake = FakePort(PortInfo(1, "SAT-C", "1.0.0", 32.0, 3), enabled=enabled)
-    return fake, fake.plug_in, fake.ev_ready, []
+
+    async def offered() -> float:
+        status = await fake.status()
+        if status.session_state is not SessionState.CHARGING or status.limits is None:
+            return 0.0
+        return status.limits.max_current_a
+
+    return fake, fake.plug_in, fake.ev_ready, offered, []
 
 
-async def _local(
-    enabled: bool,
-) -> tuple[ChargePort, Callable[[], None], Callable[[], None], list[Any]]:
+async def _local(enabled: bool) -> Parts:
     from chargeport.clock import RealClock
     from evse.runtime import EvseRuntime
     from hal.sim import SimBoard
@@ -59,7 +69,10 @@ async def _local(
         await rt.stop()
         sim.close()
 
-    return rt.port, sim.ev.plug_in, lambda: sim.ev.draw(16.0), [close]
+    async def offered() -> float:
+        return sim.ev.offered_a
+
+    return rt.port, sim.ev.plug_in, lambda: sim.ev.draw(16.0), offered, [close]
 
 
 async def _remote(inner: ChargePort, pki: Path) -> tuple[RemotePort, list[Any]]:
@@ -90,13 +103,13 @@ async def harness(request: pytest.FixtureRequest, contract_pki: Path) -> AsyncIt
     kind: str = request.param
     remote = kind.startswith("remote-")
     if kind.endswith("fake"):
-        port, plug, ready, closers = _fake(enabled=not remote)
+        port, plug, ready, offered, closers = _fake(enabled=not remote)
     else:
-        port, plug, ready, closers = await _local(enabled=not remote)
+        port, plug, ready, offered, closers = await _local(enabled=not remote)
     if remote:
         port, more = await _remote(port, contract_pki)
         closers += more
-    h = Harness(port, plug, ready, closers)
+    h = Harness(port, plug, ready, offered, closers)
     try:
         yield h
     finally:

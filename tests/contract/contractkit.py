@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,16 @@ class Harness:
     port: ChargePort
     plug_in: Callable[[], None]
     ev_ready: Callable[[], None]
+    # The current (A) the car is offered now: the PWM duty it reads (IEC 61851-1 A.8), or for
+    # the in-memory fake the offer it keeps.
+    offered_a: Callable[[], Awaitable[float]]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def wait_offer(self, amps: float) -> None:
+        """Until the car is offered `amps` (the offer follows a command asynchronously)."""
+        async with asyncio.timeout(5.0):
+            while abs(await self.offered_a() - amps) > 0.01:
+                await asyncio.sleep(0.005)
 
     async def close(self) -> None:
         for close in reversed(self.closers):

@@ -94,9 +94,20 @@ async def test_commands_that_make_no_sense_now_are_refused(
         await call(harness.port)
 
 
-async def test_set_limit_is_accepted(harness: Harness) -> None:
-    await harness.port.set_limit(16.0, 3, 60.0)
-    await harness.port.set_limit(0.0, 3)  # 0 A: no energy offered (IEC 61851-1 pause)
+async def test_set_limit_reaches_the_ev_iec61851_a8(harness: Harness) -> None:
+    """The limit is what the car is offered (IEC 61851-1 A.8: the PWM duty encodes it)."""
+    port = harness.port
+    sub = port.events()
+    await port.authorize("TAG1")
+    harness.plug_in()
+    harness.ev_ready()
+    await next_event(sub, session(SessionEventType.CHARGING_STARTED))
+    await port.set_limit(16.0, 3, 60.0)
+    await harness.wait_offer(16.0)
+    await port.set_limit(10.0, 3)
+    await harness.wait_offer(10.0)
+    await port.set_limit(0.0, 3)  # 0 A: no energy offered (IEC 61851-1 pause)
+    await harness.wait_offer(0.0)
 
 
 async def test_charging_session_events_in_order_then_remote_stop(harness: Harness) -> None:
