@@ -419,9 +419,14 @@ class SatelliteLink:
         pass events on."""
         stream = events.__aiter__()
         try:
-            async with asyncio.timeout(self._handshake_timeout_s):  # the snapshot, if any
-                while not self.core.synced:
-                    self._execute(self.core.on_wire(await anext(stream), self._monotonic()))
+            try:
+                async with asyncio.timeout(self._handshake_timeout_s):  # the snapshot, if any
+                    while not self.core.synced:
+                        self._execute(self.core.on_wire(await anext(stream), self._monotonic()))
+            except TimeoutError:
+                raise _SilentSatellite(
+                    f"satellite {self.serial}: no snapshot within {self._handshake_timeout_s:g} s"
+                ) from None
             self._up(hello)
             if self.core.gap is not None or self.core.reconcile_due:
                 await self._reconcile(session)

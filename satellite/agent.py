@@ -314,8 +314,6 @@ class LinkAgent(pb_grpc.LinkServicer):
         snap = pb.Snapshot(status=status_to_proto(status), last_seq=cursor)
         if self._open.transaction is not None:
             snap.transaction.CopyFrom(tx_to_proto(self._open.transaction))
-        if self._open.last_event is not None:
-            snap.session_event = self._open.last_event.value
         return pb.Event(timestamp=self._clock.time(), snapshot=snap)
 
     # ------------------------------------------------------------ fail-safe

@@ -263,12 +263,11 @@ class SatelliteCore:
 
 
 class OpenSession:
-    """What a Snapshot needs beyond the port's status: the open transaction's record and the
-    latest session event, folded from the port's own events."""
+    """The open transaction's record, folded from the port's own events: a Snapshot carries
+    it (a PortStatus names the transaction, not its id tag, meter start and reservation)."""
 
     def __init__(self) -> None:
         self.transaction: TransactionData | None = None
-        self.last_event: SessionEventType | None = None
 
     def observe(self, body: PortEventBody) -> None:
         if not isinstance(body, SessionEvent):
@@ -276,23 +275,5 @@ class OpenSession:
         kind = body.type
         if kind is SessionEventType.TRANSACTION_STARTED and body.transaction is not None:
             self.transaction = body.transaction
-        elif kind is SessionEventType.TRANSACTION_FINISHED:
+        elif kind in (SessionEventType.TRANSACTION_FINISHED, SessionEventType.SESSION_FINISHED):
             self.transaction = None
-        if kind in (SessionEventType.SESSION_FINISHED, SessionEventType.PLUGIN_TIMEOUT):
-            self.last_event = None
-            self.transaction = None
-        elif kind not in _NOT_A_PHASE:
-            self.last_event = kind
-
-
-# Session events that say nothing about the session's phase (a swipe is never restated).
-_NOT_A_PHASE = frozenset(
-    {
-        SessionEventType.ENABLED,
-        SessionEventType.DISABLED,
-        SessionEventType.RESERVATION_START,
-        SessionEventType.RESERVATION_END,
-        SessionEventType.AUTH_REQUIRED,
-        SessionEventType.DEAUTHORIZED,
-    }
-)

@@ -159,16 +159,14 @@ class Heartbeat(_message.Message):
     def __init__(self) -> None: ...
 
 class Snapshot(_message.Message):
-    __slots__ = ("status", "transaction", "session_event", "last_seq")
+    __slots__ = ("status", "transaction", "last_seq")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TRANSACTION_FIELD_NUMBER: _ClassVar[int]
-    SESSION_EVENT_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     status: PortStatus
     transaction: TransactionData
-    session_event: str
     last_seq: int
-    def __init__(self, status: _Optional[_Union[PortStatus, _Mapping]] = ..., transaction: _Optional[_Union[TransactionData, _Mapping]] = ..., session_event: _Optional[str] = ..., last_seq: _Optional[int] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[PortStatus, _Mapping]] = ..., transaction: _Optional[_Union[TransactionData, _Mapping]] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("seq", "timestamp", "session", "cp_state", "meter", "limits", "error", "enabled", "heartbeat", "snapshot")
