@@ -1,0 +1,407 @@
+"""Chaos bench (issue 12): the simulated station charges while faults hit it in random order.
+
+The main and its satellites run as real processes under the sim's Supervisor (restarted as
+systemd would), with the built-in OCPP central system in this process and one EV per gun that
+charges for ever. Faults, in a seeded random order: kill -9 of a satellite, kill -9 of the
+main, SIGSTOP/SIGCONT of a board, a full state disk (the main's state dir on a tmpfs that is
+filled up; left out, with the reason in the JSON, where mounting is impossible), malformed
+CSMS frames and a CSMS outage. After each fault the station must come back: every gun linked
+and charging, the CSMS connected.
+
+At the end every open transaction is stopped remotely and the journal drains. Figures:
+`survived` (tries after which the station came back), `tx_lost` (a StartTransaction without
+its StopTransaction, or a duplicate one), `wh_lost` (EV-side energy, summed over every board
+lifetime from the registers the main reports, minus billed meterStop - meterStart) and
+`wh_lost_fraction`. The baseline measured in the same run is the energy of the same station
+before the first fault (`baseline_wh_per_s`), against which `energy_ratio` compares the
+chaotic part. Prints one JSON object as the last line; the defaults finish in under 45 s.
+`--tries N --minutes M` for long runs.
+"""
+
+# ruff: noqa: E402  (the sys.path fix below must run before `ocpp` is imported)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ocpp.py is named like the `ocpp` package; keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from chargeport.sim.cli import fetch_state
+from chargeport.sim.csms import CentralSystem
+from chargeport.sim.station import SimLayout, prepare, toml_value
+from chargeport.sim.supervisor import ProcessSpec, Supervisor
+
+TAG = "TAG-OK"
+State = dict[str, Any]
+FRAMES = [  # issue 12's frames and friends: each must fail alone
+    '[2,"c1","SetChargingProfile",{"connectorId":1,"csChargingProfiles":{"chargingProfileId":1,'
+    '"stackLevel":1,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute",'
+    '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,'
+    '"limit":1e27}]}}}]',
+    '[2,"c2","DataTransfer",{"vendorId":"v","data":' + "[" * 400_000,
+    '[2,17,"Reset",{"type":"Hard"}]',
+    '[2,"c3","NoSuchAction",{}]',
+    '[2,"c4","ChangeAvailability",{"connectorId":-1,"type":"Inoperative"}]',
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _set(path: Path, table: str, **values: object) -> None:
+    """Set `key = value` in `[table]` of a generated TOML file."""
+    lines = path.read_text().splitlines()
+    start = lines.index(f"[{table}]")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    body = [
+        line
+        for line in lines[start + 1 : end]
+        if not any(re.match(rf"{k}\s*=", line) for k in values)
+    ]
+    body += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    path.write_text("\n".join([*lines[: start + 1], *body, *lines[end:]]) + "\n")
+
+
+class EnergyWatch:
+    """EV-side energy per gun: the sum over every board lifetime of its register's growth."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+        self.total: dict[int, float] = {}
+        self.boot: dict[int, str] = {}
+
+    def sample(self, state: State) -> None:
+        for g in state["guns"]:
+            cid, reg, boot = g["connector"], float(g["energy_wh"]), g["boot_id"] or ""
+            if not g["link_up"] or not boot:
+                continue  # no fresh reading behind a lost link
+            last = self.last.get(cid)
+            if last is None or boot != self.boot.get(cid):
+                # A new board lifetime: a restarted satellite reads on from 0, a restarted
+                # main from its persisted register; energy since our last look counts if the
+                # register went on (same meter), not if it restarted.
+                if last is not None and reg >= last:
+                    self.total[cid] = self.total.get(cid, 0.0) + reg - last
+                self.boot[cid] = boot
+            elif reg > last:
+                self.total[cid] = self.total.get(cid, 0.0) + reg - last
+            self.last[cid] = reg
+
+    def wh(self) -> float:
+        return sum(self.total.values())
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace, root: Path) -> None:
+        self.args = args
+        self.root = root
+        self.rng = random.Random(args.seed)
+        self.csms = CentralSystem([TAG])
+        self.supervisor = Supervisor(stop_timeout_s=5.0)
+        self.watch = EnergyWatch()
+        self.http: aiohttp.ClientSession | None = None
+        self.dashboard = ""
+        self.layout: SimLayout | None = None
+        self.mounted: Path | None = None
+        self.skipped: dict[str, str] = {}
+        self.faults_run: list[str] = []
+        self.recover_s: list[float] = []
+
+    # ------------------------------------------------------------ station
+
+    def _mount_state(self, main_dir: Path) -> None:
+        main_dir.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(main_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            self.mounted = main_dir
+        else:
+            reason = done.stderr.strip() or "mount failed (not root?)"
+            self.skipped["disk_full"] = f"no tmpfs: {reason}"
+
+    async def start(self) -> None:
+        args = self.args
+        state_dir = self.root / "station"
+        self._mount_state(state_dir / "main")
+        await self.csms.start()
+        dashboard_port = _free_port()
+        guns = list(range(1, args.satellites + 2))
+        scenarios = {}
+        for c in guns:
+            path = self.root / f"gun{c}.txt"
+            path.write_text(
+                f"plugin\nauth {TAG}\nwait_pwm\ndraw_power_regulated 16,3\nsleep 1000000\n"
+            )
+            scenarios[c] = path
+        layout = prepare(
+            state_dir,
+            satellites=args.satellites,
+            csms_url=self.csms.url,
+            dashboard_port=dashboard_port,
+            operator_password="",
+            scenarios=scenarios,
+            mqtt=None,
+            grace_period_s=args.grace,
+            sample_rate_hz=1000,
+        )
+        self.layout = layout
+        for config in [layout.main_config, *layout.satellite_configs.values()]:
+            _set(config, "link", keepalive_s=0.5, grace_period_s=args.grace)
+        self.dashboard = f"http://127.0.0.1:{dashboard_port}/"
+        self.http = aiohttp.ClientSession()
+        boards = [(s, "satellite", c) for s, c in layout.satellite_configs.items()]
+        for name, role, config in [*boards, ("main", "main", layout.main_config)]:
+            argv = [sys.executable, "-m", "chargeport", role, "--config", str(config)]
+            self.supervisor.add(
+                ProcessSpec(
+                    name=name,
+                    argv=[*argv, "--speed", str(args.speed)],
+                    log_path=layout.logs / f"{name.lower()}.log",
+                    restart_delay_s=0.2,
+                )
+            )
+
+    async def state(self) -> State | None:
+        assert self.http is not None
+        state = await fetch_state(self.http, self.dashboard)
+        if state is not None:
+            self.watch.sample(state)
+        return state
+
+    def healthy(self, state: State | None) -> bool:
+        if state is None or not self.csms.connections:
+            return False
+        guns = state["guns"]
+        return len(guns) == self.args.satellites + 1 and all(
+            g["link_up"] and g["transaction_id"] and g["power_w"] > 0 for g in guns
+        )
+
+    async def until_healthy(self, within_s: float) -> bool:
+        try:
+            async with asyncio.timeout(within_s):
+                while not self.healthy(await self.state()):
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            return False
+        return True
+
+    async def watch_for(self, seconds: float) -> None:
+        """Keep sampling the registers for `seconds` (the station runs on meanwhile)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await self.state()
+            await asyncio.sleep(0.2)
+
+    # ------------------------------------------------------------ faults
+
+    def _board(self, satellites_only: bool = False) -> str:
+        assert self.layout is not None
+        names = list(self.layout.satellite_configs)
+        return self.rng.choice(
+            names if satellites_only or not self.rng.random() < 0.5 else ["main"]
+        )
+
+    def _signal(self, name: str, sig: signal.Signals) -> None:
+        pid = self.supervisor.pid(name)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    async def kill_satellite(self) -> None:
+        self._signal(self._board(satellites_only=True), signal.SIGKILL)
+
+    async def kill_main(self) -> None:
+        self._signal("main", signal.SIGKILL)
+
+    async def stop_cont(self) -> None:
+        name = self._board()
+        self._signal(name, signal.SIGSTOP)
+        await self.watch_for(1.5)
+        self._signal(name, signal.SIGCONT)
+
+    async def disk_full(self) -> None:
+        assert self.mounted is not None
+        filler = self.mounted / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for size in (1 << 16, 1 << 12, 1 << 9, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        os.write(fd, b"\0" * size)
+        finally:
+            os.close(fd)
+        await self.watch_for(2.0)
+        filler.unlink()
+
+    async def malformed(self) -> None:
+        for frame in FRAMES:
+            uid = m.group(1) if (m := re.match(r'\[2,"(\w+)"', frame)) else None
+            with contextlib.suppress(TimeoutError, ValueError):
+                await self.csms.send_raw(frame, uid)
+
+    async def csms_outage(self) -> None:
+        port = self.csms.port
+        await self.csms.stop()
+        await self.watch_for(2.0)
+        await self.csms.start(port)
+
+    def faults(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        every = {
+            "kill_satellite": self.kill_satellite,
+            "kill_main": self.kill_main,
+            "stop_cont": self.stop_cont,
+            "disk_full": self.disk_full,
+            "malformed": self.malformed,
+            "csms_outage": self.csms_outage,
+        }
+        if self.args.satellites == 0:
+            self.skipped["kill_satellite"] = "no satellite"
+        return {k: v for k, v in every.items() if k not in self.skipped}
+
+    # ------------------------------------------------------------ the run
+
+    async def run(self) -> dict[str, Any]:
+        args = self.args
+        await self.start()
+        if not await self.until_healthy(60.0):
+            raise SystemExit("the station never started charging; see " + str(self.root))
+        t0, e0 = time.monotonic(), self.watch.wh()
+        await self.watch_for(args.baseline_s)
+        baseline = (self.watch.wh() - e0) / (time.monotonic() - t0)
+        faults = self.faults()
+        names = list(faults)
+        deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
+        tries = survived = 0
+        chaos_t0, chaos_e0 = time.monotonic(), self.watch.wh()
+        while tries < args.tries or (deadline is not None and time.monotonic() < deadline):
+            if tries % len(names) == 0:
+                self.rng.shuffle(names)
+            name = names[tries % len(names)]
+            tries += 1
+            self.faults_run.append(name)
+            began = time.monotonic()
+            await faults[name]()
+            await self.watch_for(0.5)  # let the fault be seen before asking for health
+            ok = await self.until_healthy(args.recover_s)
+            survived += ok
+            self.recover_s.append(round(time.monotonic() - began, 2))
+        chaos_rate = (self.watch.wh() - chaos_e0) / (time.monotonic() - chaos_t0)
+        await self.finish()
+        return self.figures(tries, survived, baseline, chaos_rate)
+
+    async def finish(self) -> None:
+        """Stop every open transaction remotely; wait until each has its StopTransaction."""
+
+        def open_tx() -> list[int]:
+            return [
+                t.transaction_id for t in self.csms.transactions.values() if t.meter_stop is None
+            ]
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while open_tx():
+                    for tx in open_tx():
+                        with contextlib.suppress(Exception):
+                            await self.csms.remote_stop(tx)
+                    await self.watch_for(1.0)
+        await self.watch_for(1.0)  # the last readings after the contactors opened
+
+    def figures(
+        self, tries: int, survived: int, baseline: float, chaos_rate: float
+    ) -> dict[str, Any]:
+        starts = self.csms.actions("StartTransaction")
+        keys = [(s["connector_id"], s["timestamp"], s["id_tag"]) for s in starts]
+        duplicates = len(keys) - len(set(keys))
+        unstopped = [t for t in self.csms.transactions.values() if t.meter_stop is None]
+        billed = sum((t.meter_stop or 0) - t.meter_start for t in self.csms.transactions.values())
+        ev = self.watch.wh()
+        wh_lost = max(0.0, ev - billed)
+        return {
+            "tries": tries,
+            "survived": survived,
+            "tx_lost": len(unstopped) + duplicates,
+            "wh_lost": round(wh_lost, 1),
+            "wh_lost_fraction": round(wh_lost / ev, 5) if ev > 0 else 0.0,
+            "ev_wh": round(ev, 1),
+            "billed_wh": billed,
+            "transactions": len(self.csms.transactions),
+            # meterStart / meterStop are whole Wh (OCPP 1.6): each transaction bills to +-1 Wh.
+            "wh_resolution": len(self.csms.transactions),
+            "baseline_wh_per_s": round(baseline, 2),
+            "energy_ratio": round(chaos_rate / baseline, 3) if baseline > 0 else None,
+            "faults": self.faults_run,
+            "recover_s": self.recover_s,
+            "skipped": self.skipped,
+        }
+
+    async def close(self) -> None:
+        await self.supervisor.stop()
+        if self.http is not None:
+            await self.http.close()
+        await self.csms.stop()
+        if self.mounted is not None:
+            umount = ["umount", "-l", str(self.mounted)]
+            await asyncio.to_thread(subprocess.run, umount, check=False)
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="chargeport-chaos-"))
+    chaos = Chaos(args, root)
+    try:
+        return await chaos.run()
+    finally:
+        await chaos.close()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tries", type=int, default=6, help="faults to inject (at least)")
+    parser.add_argument("--minutes", type=float, default=0.0, help="keep injecting this long")
+    parser.add_argument("--satellites", type=int, default=1)
+    parser.add_argument("--speed", type=float, default=10.0, help="simulated s per real s")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--grace", type=float, default=12.0, help="satellite grace (real s)")
+    parser.add_argument("--baseline-s", type=float, default=2.0, help="fault-free window")
+    parser.add_argument("--recover-s", type=float, default=25.0, help="per fault, real s")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    figures = asyncio.run(_main(args))
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
