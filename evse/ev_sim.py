@@ -5,9 +5,10 @@ A scenario is commands separated by ';' or newlines, '#' starts a comment:
     sleep 1; plugin; auth 04A1B2C3; wait_pwm; draw_power_regulated 16,3; sleep 30; pause; unplug
 
 Commands: `sleep S`, `plugin`, `unplug`, `wait_pwm`, `draw_power_regulated A,P`,
-`draw_power_fixed A,P` (ignores the PWM offer), `pause` (back to state B), `auth TAG` (the driver
-presents an RFID card), fault injections `diode_fault`, `rcd_trip`, `cp_short`,
-`welded_contactor`, `stuck_open_contactor`, `over_temperature` (optionally followed by `off`).
+`draw_power_fixed A,P` (ignores the PWM offer), `overshoot A` (a regulated EV that reads the
+duty A amps too high), `pause` (back to state B), `auth TAG` (the driver presents an RFID card),
+fault injections `diode_fault`, `rcd_trip`, `cp_short`, `welded_contactor`,
+`stuck_open_contactor`, `over_temperature`, `meter_failure` (optionally followed by `off`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _ARITY = {
     "draw_power_fixed": 1,
     "pause": 0,
     "auth": 1,
+    "overshoot": 1,
 }
 
 
@@ -55,13 +57,14 @@ def _check(cmd: str, args: tuple[str, ...], line: int) -> Step:
         raise ScenarioError(f"line {line}: unknown command {cmd!r} (expected one of: {known})")
     if len(args) != _ARITY[cmd]:
         raise ScenarioError(f"{where}: expected {_ARITY[cmd]} argument(s), got {len(args)}")
-    if cmd == "sleep":
+    if cmd in ("sleep", "overshoot"):
+        what = "seconds" if cmd == "sleep" else "amps"
         try:
-            seconds = float(args[0])
+            value = float(args[0])
         except ValueError:
-            raise ScenarioError(f"{where}: expected seconds, got {args[0]!r}") from None
-        if not seconds >= 0:
-            raise ScenarioError(f"{where}: seconds must be >= 0, got {args[0]!r}")
+            raise ScenarioError(f"{where}: expected {what}, got {args[0]!r}") from None
+        if not value >= 0:
+            raise ScenarioError(f"{where}: {what} must be >= 0, got {args[0]!r}")
     if cmd.startswith("draw_power"):
         parts = args[0].split(",")
         try:
@@ -106,6 +109,9 @@ async def run_scenario(steps: list[Step], ev: SimulatedEv, clock: Clock) -> None
             ev.draw(float(amps), int(phases), regulated=cmd == "draw_power_regulated")
         elif cmd == "pause":
             ev.pause()
+        elif cmd == "overshoot":
+            ev.overshoot_a = float(args[0])
+            board._changed()
         elif cmd == "auth":
             ev.swipe(args[0])
         elif cmd == "rcd_trip" and not args:

@@ -93,14 +93,15 @@ class SimulatedEv:
         *,
         regulated: bool = True,
         ventilation: bool = False,
-        overshoot_a: float = 0.0,
+        overshoot_a: float | None = None,
     ) -> None:
         """Request energy (state C) and draw `amps` per phase, capped by the offer if regulated
-        (plus `overshoot_a`: an EV that reads the duty too high)."""
+        (plus `overshoot_a`, kept when not given: an EV that reads the duty too high)."""
         if phases not in (1, 2, 3):
             raise ValueError(f"phases must be 1, 2 or 3, got {phases}")
         self.amps, self.phases, self.regulated = amps, phases, regulated
-        self.overshoot_a = overshoot_a
+        if overshoot_a is not None:
+            self.overshoot_a = overshoot_a
         self.ventilation = ventilation
         self.requesting = True
         self._board._changed()

@@ -9,7 +9,7 @@ import pytest
 
 from chargeport.clock import ManualClock
 from chargeport.config import PortConfig
-from chargeport.port import ErrorCode, PortErrorEvent, SessionEvent
+from chargeport.port import ErrorCode, MeterValue, PortErrorEvent, SessionEvent, StopReason
 from chargeport.port import SessionEventType as T
 from evse.ev_sim import ScenarioError, Step, parse_scenario, run_scenario
 from evse.runtime import EvseRuntime
@@ -129,3 +129,40 @@ async def test_shipped_scenario_completes_within_10_min(name: str) -> None:
             (ErrorCode.GROUND_FAILURE, True),
             (ErrorCode.GROUND_FAILURE, False),
         ]
+
+
+@pytest.mark.parametrize(
+    ("name", "errors", "stop_reason"),
+    [
+        # IEC 61851-1 6.3.1.4: the weld latches; leaving does not clear it (OCPP Faulted).
+        ("fault-welded.txt", [(ErrorCode.POWER_SWITCH_FAILURE, True)], StopReason.EV_DISCONNECTED),
+        # Annex A: reduce, then stop the EV that still overdraws; cleared when it leaves.
+        (
+            "over-current-stop.txt",
+            [(ErrorCode.OVER_CURRENT_FAILURE, True), (ErrorCode.OVER_CURRENT_FAILURE, False)],
+            StopReason.OTHER,
+        ),
+        # Annex A: an EV that follows the reduced offer charges on, no fault.
+        ("over-current-reduce.txt", [], StopReason.EV_DISCONNECTED),
+    ],
+)
+async def test_protection_scenarios(
+    name: str, errors: list[tuple[ErrorCode, bool]], stop_reason: StopReason
+) -> None:
+    bodies, took = await _play(name)
+    assert took < 600
+    types = [b.type for b in bodies if isinstance(b, SessionEvent)]
+    assert types[0] is T.SESSION_STARTED and types[-1] is T.SESSION_FINISHED
+    assert T.CHARGING_STARTED in types
+    seen = [(b.code, b.active) for b in bodies if isinstance(b, PortErrorEvent)]
+    assert seen == errors
+    (done,) = [
+        b.transaction
+        for b in bodies
+        if isinstance(b, SessionEvent) and b.type is T.TRANSACTION_FINISHED
+    ]
+    assert done is not None and done.stop_reason is stop_reason
+    if name == "over-current-reduce.txt":
+        drawn = [max(b.current_a) for b in bodies if isinstance(b, MeterValue) and b.current_a]
+        assert max(drawn) > 36.0  # 37 A on a 32 A offer at first ...
+        assert [round(c) for c in drawn if c > 30][-10:] == [32] * 10  # ... then the grant
