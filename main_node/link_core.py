@@ -102,6 +102,20 @@ class DesiredPort:
     limit: tuple[float, int, float, float] | None = None  # amps, phases, valid_for_s, set at
     reservation: tuple[int, str, float] | None = None  # reservation id, id tag, expiry
 
+    def observe(self, event: SessionEvent) -> None:
+        """A reservation the port ended (expired, cancelled, or used by a transaction: OCPP 1.6
+        5.13) is no longer wished for: it must not come back at the next link-up."""
+        r = self.reservation
+        if r is None:
+            return
+        tx = event.transaction
+        if event.type is SessionEventType.RESERVATION_END or (
+            event.type is SessionEventType.TRANSACTION_STARTED
+            and tx is not None
+            and tx.reservation_id == r[0]
+        ):
+            self.reservation = None
+
     def limit_to_apply(self, now: float) -> tuple[float, int, float] | None:
         """The limit to push again: None when none was set or its validity has passed."""
         if self.limit is None:
@@ -272,8 +286,10 @@ class MainLinkCore:
             event = event_from_proto(wire)
         except InvalidArgument as exc:
             return [Warn(f"dropping event {wire.seq}: {exc}")]
-        if not self.synced and isinstance(event.body, SessionEvent):
-            self._last_record_session = event.body.session_id
+        if isinstance(event.body, SessionEvent):
+            if not self.synced:
+                self._last_record_session = event.body.session_id
+            self.desired.observe(event.body)
         if self.ledger.accept(event.body):
             return [Publish(event.body, event.timestamp)]
         return []

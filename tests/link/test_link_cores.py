@@ -20,6 +20,7 @@ from chargeport.port import (
     SessionEvent,
     SessionEventType,
     StopReason,
+    TransactionData,
 )
 from chargeport.v1 import link_pb2 as pb
 from main_node.link_core import (
@@ -414,3 +415,29 @@ def test_ready_carries_the_desired_availability() -> None:
     assert not core.ready_request("s").disabled
     core.desired.enabled = False
     assert core.ready_request("s").disabled
+
+
+@pytest.mark.parametrize(
+    ("event", "kept"),
+    [
+        (SessionEvent(Ev.RESERVATION_END, ""), False),
+        (
+            SessionEvent(
+                Ev.TRANSACTION_STARTED, "x", TransactionData("t", "TAG7", 0.0, reservation_id=7)
+            ),
+            False,
+        ),
+        (
+            SessionEvent(Ev.TRANSACTION_STARTED, "x", TransactionData("t", "TAG1", 0.0)),
+            True,
+        ),
+        (SessionEvent(Ev.SESSION_STARTED, "x"), True),
+    ],
+    ids=["ended", "used", "another-transaction", "unrelated"],
+)
+def test_a_reservation_the_port_ended_is_no_longer_desired_ocpp16_5_13(
+    event: SessionEvent, kept: bool
+) -> None:
+    desired = DesiredPort(reservation=(7, "TAG7", 1e12))
+    desired.observe(event)
+    assert (desired.reservation is not None) is kept
