@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chargeport.clock import ManualClock
 from chargeport.fake_port import FakePort
 from chargeport.pki import channel_credentials, init_pki
 from chargeport.port import PortEvent, PortInfo, SessionEvent, SessionEventType
@@ -46,6 +47,11 @@ async def wait_until(pred: Callable[[], Any], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not pred():
             await asyncio.sleep(0.005)
+
+
+def sleeping_on(clock: ManualClock, n: int = 1) -> bool:
+    """At least `n` tasks wait on the ManualClock: the timers `advance` should reach are armed."""
+    return sum(not fut.done() for _, fut in clock._waiters) >= n
 
 
 async def next_event(sub: AsyncIterator[PortEvent], pred: Callable[[Any], bool]) -> PortEvent:

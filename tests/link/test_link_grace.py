@@ -17,6 +17,7 @@ from linkkit import (
     TcpProxy,
     fake_port,
     next_event,
+    sleeping_on,
     spawn_satellite,
     tell,
     wait_until,
@@ -58,11 +59,11 @@ async def charging(link: Link, proxy: TcpProxy, fake: Any, clock: Any) -> tuple[
     return rp, rec, tx
 
 
-async def cut(rp: Any, proxy: TcpProxy, host: Any) -> None:
+async def cut(rp: Any, proxy: TcpProxy, host: Any, clock: ManualClock, timers: int = 2) -> None:
     proxy.paused = True
     proxy.cut()
     await wait_until(lambda: not rp.connected and host.agent.streams == 0)
-    await asyncio.sleep(0.05)  # both grace timers are armed on the ManualClock
+    await wait_until(lambda: sleeping_on(clock, timers))  # the grace timers are armed
 
 
 async def test_blip_shorter_than_the_grace_closes_nothing_and_resumes(
@@ -74,14 +75,13 @@ async def test_blip_shorter_than_the_grace_closes_nothing_and_resumes(
     proxy = await proxy_factory(host.address)
     rp, rec, tx = await charging(link, proxy, fake, clock)
     assert rp.grace_period_s == 30.0  # the satellite's own grace, from Hello
-    await cut(rp, proxy, host)
-    clock.advance(29.0)
-    await asyncio.sleep(0.05)
+    await cut(rp, proxy, host, clock)
+    clock.advance(29.0)  # no timer is due yet: nothing can happen
     fake.meter(600.0, 7000.0)  # still charging on the satellite
     proxy.paused = False
     await wait_until(lambda: rp.connected and rp.last_seq == host.agent.last_seq)
-    clock.advance(60.0)  # both timers were cancelled by the resume
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: not sleeping_on(clock))  # both timers cancelled by the resume
+    clock.advance(60.0)  # so this reaches no timer
     assert host.agent.failsafe_count == 0
     assert (await rp.status()).transaction_id == tx
     assert rec.sessions(FIN) == [] and rec.sessions(SFIN) == []
@@ -110,9 +110,8 @@ async def test_kill_9_and_never_back_closes_the_session_after_the_grace_with_the
         await next_event(sub, lambda b: isinstance(b, LinkChanged) and not b.connected)
         with pytest.raises(PortUnavailable):
             await rp.status()  # unavailable at once; the session stays open for the grace
-        await asyncio.sleep(0.05)
-        clock.advance(29.0)
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: sleeping_on(clock))  # the grace timer is armed
+        clock.advance(29.0)  # not due yet: nothing can happen
         assert sub.pending() == 0  # type: ignore[attr-defined]
         clock.advance(1.0)
         fin = await next_event(sub, is_session(FIN))
@@ -142,7 +141,7 @@ async def test_back_after_the_grace_with_the_same_boot_finishes_each_transaction
     proxy = await proxy_factory(host.address)
     rp, rec, tx = await charging(link, proxy, fake, clock)
     boot = rp.boot_id
-    await cut(rp, proxy, host)
+    await cut(rp, proxy, host, clock)
     clock.advance(30.0)
     await wait_until(lambda: host.agent.failsafe_count == 1 and len(rec.sessions(SFIN)) == 1)
     [fin] = rec.sessions(FIN)
@@ -168,7 +167,7 @@ async def test_a_satellite_still_charging_past_the_mains_grace_is_told_to_stop(
     host = await link.satellite(fake, grace_period_s=30.0, clock=ManualClock())  # never fires
     proxy = await proxy_factory(host.address)
     rp, rec, tx = await charging(link, proxy, fake, main_clock)
-    await cut(rp, proxy, host)
+    await cut(rp, proxy, host, main_clock, timers=1)
     main_clock.advance(30.0)
     await wait_until(lambda: len(rec.sessions(FIN)) == 1)
     assert host.agent.failsafe_count == 0 and (await fake.status()).transaction_id == tx

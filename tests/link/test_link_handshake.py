@@ -3,14 +3,13 @@ against a real gRPC server on loopback (the satellite side driven by raw stubs o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from linkkit import Link, fake_port, next_event, wait_until
+from linkkit import Link, fake_port, next_event, sleeping_on, wait_until
 
 from chargeport import PROTOCOL_VERSION
 from chargeport.clock import ManualClock
@@ -196,9 +195,8 @@ async def test_failsafe_stops_the_charge_after_the_grace_period(link: Link) -> N
     fake.plug_in()
     fake.ev_ready()
     await rp.stop()
-    await wait_until(lambda: host.agent.streams == 0)
-    clock.advance(29.0)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: host.agent.streams == 0 and sleeping_on(clock))  # grace armed
+    clock.advance(29.0)  # not due yet: nothing can happen
     assert ("stop_transaction", (StopReason.OTHER,)) not in fake.calls
     clock.advance(1.0)
     await wait_until(lambda: host.agent.failsafe_count == 1)
@@ -220,8 +218,8 @@ async def test_a_main_back_within_the_grace_period_keeps_the_charge(link: Link) 
     await rp.stop()
     await wait_until(lambda: host.agent.streams == 0)
     sub_back = await link.remote()
-    clock.advance(60.0)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: not sleeping_on(clock))  # the grace was cancelled ...
+    clock.advance(60.0)  # ... so this reaches no timer
     assert host.agent.failsafe_count == 0
     assert (await sub_back.status()).transaction_id is not None
 

@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
-from linkkit import Link, fake_port, next_event, spawn_satellite, tell, wait_until
+from linkkit import (
+    Link,
+    fake_port,
+    next_event,
+    sleeping_on,
+    spawn_satellite,
+    tell,
+    wait_until,
+)
 
 from chargeport import PROTOCOL_VERSION
 from chargeport.clock import ManualClock
@@ -33,11 +41,6 @@ from chargeport.v1 import link_pb2_grpc as pb_grpc
 
 def is_session(kind: SessionEventType) -> Callable[[object], bool]:
     return lambda b: isinstance(b, SessionEvent) and b.type is kind
-
-
-def sleeping_on(clock: ManualClock) -> bool:
-    """A task waits on the ManualClock (so `advance` reaches it)."""
-    return any(not fut.done() for _, fut in clock._waiters)
 
 
 @contextlib.asynccontextmanager
