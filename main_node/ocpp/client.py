@@ -199,6 +199,8 @@ class OcppSession(SessionTransactions, SessionOps):
             log.warning("background OCPP work failed: %s", exc)
         except websockets.ConnectionClosed:
             log.info("connection closed during background OCPP work")
+        except Exception:  # a bug in one piece of work must not take the session down
+            log.exception("background OCPP work failed")
 
     @property
     def online(self) -> bool:

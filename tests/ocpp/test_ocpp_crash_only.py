@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from ocpp_station_fixture import make_ports, options, until
 
+from chargeport.fake_port import FakePort
 from chargeport.sim.csms import CentralSystem
 from chargeport.tasks import TaskGaveUp
 from main_node.ocpp.client import OcppSession
@@ -85,6 +86,38 @@ async def test_a_failing_inner_loop_is_restarted_and_the_session_stays_online(
             await until(lambda: session.online and any(cid == 0 for cid, _ in pushed))
             assert await csms.change_configuration("HeartbeatInterval", "60") == "Accepted"
             assert csms.connects == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            conn.close()
+
+
+class BrokenPort(FakePort):
+    """A port whose authorize has a bug (not a PortError)."""
+
+    async def authorize(self, id_tag: str, reservation_id: int | None = None) -> None:
+        raise RuntimeError("a bug below the charge point")
+
+
+async def test_work_after_a_reply_that_fails_fails_alone(tmp_path: Path) -> None:
+    """RemoteStartTransaction is Accepted, then authorizing the port blows up: that work is
+    logged and dropped; the session and its connection stay up."""
+    ports = make_ports(2)
+    ports[2] = BrokenPort(ports[2].info)
+    conn = open_db(tmp_path / "db.sqlite")
+    async with CentralSystem() as csms:
+        session = OcppSession(options(csms.url), ports, conn)
+        task = asyncio.create_task(session.run())
+        try:
+            await until(lambda: session.online)
+            await csms.wait_for(lambda: len(csms.statuses) >= 3)
+            assert await csms.remote_start("TAG-OK", 2) == "Accepted"
+            assert await csms.change_configuration("HeartbeatInterval", "60") == "Accepted"
+            assert await csms.remote_start("TAG-OK", 2) == "Accepted"
+            assert await csms.trigger("Heartbeat") == "Accepted"
+            await csms.wait_for(lambda: csms.actions("Heartbeat"))
+            assert csms.connects == 1 and not task.done()
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
