@@ -147,3 +147,38 @@ async def test_a_task_that_cannot_recover_ends_the_main_with_exit_failure(
         component.spawn(dies(), "component-loop")
         assert await running == EXIT_FAILURE
     assert app.failure is not None and "component-loop" in app.failure
+
+
+async def test_real_satellite_tells_systemd_ready_and_feeds_the_watchdog(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
+    config = tmp_path / "satellite.toml"
+    config.write_text(
+        f'[board]\nserial = "SAT-NOTIFY"\nstate_dir = "{tmp_path / "sat"}"\n'
+        '[link]\ninsecure = true\nmdns = false\n[agent]\nlisten = "127.0.0.1:0"\n'
+    )
+    env = {"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "400000"}
+    with (tmp_path / "sat.log").open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chargeport",
+            "satellite",
+            "--config",
+            str(config),
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err,
+            cwd=ROOT,
+        )
+    try:
+        await notify_socket.until("READY=1", within_s=60.0)
+        assert "WATCHDOG=1" in await notify_socket.next(within_s=10.0)
+        proc.send_signal(signal.SIGTERM)
+        await notify_socket.until("STOPPING=1")
+        async with asyncio.timeout(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
