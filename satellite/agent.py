@@ -67,6 +67,7 @@ from satellite.link_core import (
     SatelliteEffect,
     SetEnabled,
     StartGrace,
+    resume_refusal,
 )
 from satellite.ring import EventRing, ReplayGap
 
@@ -253,15 +254,9 @@ class LinkAgent(pb_grpc.LinkServicer):
             )
         cursor = request.after_seq
         if not request.snapshot:
-            if cursor > self._ring.last_seq:
-                await context.abort(
-                    grpc.StatusCode.OUT_OF_RANGE,
-                    f"after_seq {cursor} is beyond the last event {self._ring.last_seq}",
-                )
-            try:
-                self._ring.after(cursor)
-            except ReplayGap as exc:
-                await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc))
+            gap = resume_refusal(cursor, self._ring.first_seq, self._ring.last_seq)
+            if gap is not None:
+                await context.abort(grpc.StatusCode.OUT_OF_RANGE, gap)
         # Initial metadata tells the main it is subscribed, so it may send Ready.
         await context.send_initial_metadata(())
         await self._execute_effects(self.core.open_events(session, self._monotonic()))

@@ -6,7 +6,7 @@ Theory of operation (the gRPC agent feeds it and executes what it returns; no aw
     resets the main's wishes. The grace timer starts at Hello: a main that dies between Hello
     and Events must not keep the port running for ever.
   * Events open (only for the current session) cancels the grace; the last stream closing
-    starts it again.
+    starts it again. A resume needs every event after the main's cursor (`resume_refusal`).
   * Ready (current session, at least one Events stream) gates commands and applies the main's
     availability wish (`SetEnabled`), every time: desired state is re-applied on each Ready.
   * Liveness: anything the main sends (a Commands-stream heartbeat, a command, Ready, an
@@ -45,6 +45,7 @@ __all__ = [
     "SatelliteEffect",
     "SetEnabled",
     "StartGrace",
+    "resume_refusal",
 ]
 
 DEFAULT_LIVENESS_S = 2.0
@@ -87,6 +88,16 @@ class LogWarning:
 
 
 SatelliteEffect = EndStreams | StartGrace | CancelGrace | SetEnabled | FailSafe | LogWarning
+
+
+def resume_refusal(after_seq: int, first_seq: int, last_seq: int) -> str | None:
+    """Why Events cannot resume after `after_seq` from a ring holding first_seq..last_seq
+    (the main then re-syncs from status); None when every later event is still held."""
+    if after_seq > last_seq:
+        return f"after_seq {after_seq} is beyond the last event {last_seq}"
+    if after_seq < last_seq and after_seq + 1 < first_seq:
+        return f"events {after_seq + 1}..{first_seq - 1} are no longer held"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

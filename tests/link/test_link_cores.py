@@ -40,6 +40,7 @@ from satellite.link_core import (
     SatelliteCore,
     SetEnabled,
     StartGrace,
+    resume_refusal,
 )
 
 Ev = SessionEventType
@@ -441,3 +442,20 @@ def test_a_reservation_the_port_ended_is_no_longer_desired_ocpp16_5_13(
     desired = DesiredPort(reservation=(7, "TAG7", 1e12))
     desired.observe(event)
     assert (desired.reservation is not None) is kept
+
+
+@pytest.mark.parametrize(
+    ("after", "first", "last", "refusal"),
+    [
+        (0, 1, 0, None),  # an empty ring, from the start
+        (5, 1, 9, None),  # every later event held
+        (9, 1, 9, None),  # nothing new
+        (12, 1, 9, "after_seq 12 is beyond the last event 9"),  # not from this boot
+        (2, 5, 9, "events 3..4 are no longer held"),  # the ring moved on: re-sync
+        (19, 20, 19, None),  # seen everything, nothing held beyond it
+    ],
+)
+def test_sat_resume_needs_every_event_after_the_cursor(
+    after: int, first: int, last: int, refusal: str | None
+) -> None:
+    assert resume_refusal(after, first, last) == refusal
