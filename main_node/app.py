@@ -386,6 +386,7 @@ class MainApp:
             limit_sink=energy.set_profile_limit,
             clock=self.clock,
             on_connection=view.set_ocpp_connected,
+            on_storage_fault=view.set_storage_fault,  # the station status shows it (issue 12)
         )
         self.ocpp = session
         self._tasks.spawn_supervised(session.run, "ocpp", OCPP_POLICY)

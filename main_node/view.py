@@ -113,6 +113,7 @@ class StationView:
         self.allocation: dict[int, float] = {}
         self.ocpp_connected = False
         self.discovery_problems: list[str] = []  # duplicate / missing / unconfigured boards
+        self.storage_fault: str | None = None  # the OCPP journal cannot write (disk full, ...)
         self.version = 0  # bumps on every change; the dashboard pushes when it moves
         self._listeners: list[Callable[[], None]] = []
 
@@ -219,6 +220,11 @@ class StationView:
             self.discovery_problems = list(problems)
             self._changed()
 
+    def set_storage_fault(self, fault: str | None) -> None:
+        if fault != self.storage_fault:
+            self.storage_fault = fault
+            self._changed()
+
     def set_ocpp_connected(self, connected: bool) -> None:
         if connected != self.ocpp_connected:
             self.ocpp_connected = connected
@@ -237,6 +243,7 @@ class StationView:
             "diagnostics_status": self.diagnostics_status,
             "allocation": {str(k): v for k, v in sorted(self.allocation.items())},
             "discovery_problems": list(self.discovery_problems),
+            "storage_fault": self.storage_fault,
             "guns": [_gun_json(g) for _, g in sorted(self.guns.items())],
         }
 

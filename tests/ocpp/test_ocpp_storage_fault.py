@@ -23,6 +23,7 @@ from chargeport.fake_port import FakePort
 from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
+from main_node.view import StationView
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
@@ -51,8 +52,15 @@ def full(sql: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def station(conn: Any, url: str, ports: dict[int, FakePort]) -> AsyncIterator[OcppSession]:
-    session = OcppSession(options(url, storage_retry_s=0.05), ports, conn)
+async def station(
+    conn: Any,
+    url: str,
+    ports: dict[int, FakePort],
+    on_storage_fault: Callable[[str | None], None] | None = None,
+) -> AsyncIterator[OcppSession]:
+    session = OcppSession(
+        options(url, storage_retry_s=0.05), ports, conn, on_storage_fault=on_storage_fault
+    )
     task = asyncio.create_task(session.run())
     try:
         yield session
@@ -86,10 +94,15 @@ async def test_full_disk_keeps_transactions_in_memory_then_catches_up_in_order_o
     real = open_db(tmp_path / "db.sqlite")
     disk = FailingDisk(real)
     ports = make_ports()
+    view = StationView("CP-1", [p.info for p in ports.values()])
     try:
-        async with CentralSystem() as csms, station(disk, csms.url, ports) as session:
+        async with (
+            CentralSystem() as csms,
+            station(disk, csms.url, ports, view.set_storage_fault) as session,
+        ):
             await until(lambda: session.online)
             await csms.wait_for(lambda: len(csms.statuses) >= 5)
+            assert view.snapshot()["storage_fault"] is None
             disk.fails = full
             await _charge(ports, [1, 2, 3])
             # Nothing lost, nothing sent out of order: six writes wait in memory, in order.
@@ -104,6 +117,7 @@ async def test_full_disk_keeps_transactions_in_memory_then_catches_up_in_order_o
             errors = [r for r in caplog.records if "storage fault" in r.getMessage()]
             assert len(errors) == 1 and errors[0].levelno == logging.ERROR
             assert csms.actions("StartTransaction") == []
+            assert "disk is full" in view.snapshot()["storage_fault"]  # the station status
             # The disk takes writes again: the journal catches up, in order, each message once.
             disk.fails = None
             await csms.wait_for(lambda: len(csms.actions("StopTransaction")) == 3)
@@ -123,6 +137,7 @@ async def test_full_disk_keeps_transactions_in_memory_then_catches_up_in_order_o
             ]
             await csms.wait_for(lambda: csms.statuses[-1][:3] == (0, "Available", "NoError"))
             assert session.backlog.fault is None
+            assert view.snapshot()["storage_fault"] is None
     finally:
         real.close()
 
