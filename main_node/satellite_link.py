@@ -449,8 +449,11 @@ class SatelliteLink:
                     raise _SilentSatellite(f"satellite {self.serial} silent: {effect.reason}")
                 if isinstance(effect, SendHeartbeat):
                     req = pb.CommandRequest(session_id=session.session_id, heartbeat=pb.Empty())
-                    async with session.write_lock:
-                        await session.commands.write(req)
+                    # A stalled stream (a hung peer's full window) must not stall this ticker:
+                    # the silence check on the next tick decides.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.core.tick_s), session.write_lock:
+                            await session.commands.write(req)
 
     def _spawn_desired(self, session: _Session) -> None:
         """Push the desired limit and reservation again (availability rode on Ready)."""
