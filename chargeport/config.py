@@ -160,6 +160,12 @@ class EnergyConfig:
     min_pause_s: float = 120.0  # a paused gun stays off this long (and the budget must hold)
     hysteresis_a: float = 1.0  # a paused gun resumes only with this much above the minimum
     priority: list[int] = field(default_factory=list)  # connectors served first, best first
+    # PV surplus mode: the ports share what the site exports (signed grid power readings);
+    # a stale or missing reading means no surplus. Phases (1 or 3) follow the surplus.
+    pv_surplus: bool = False
+    pv_margin_w: float = 100.0  # kept flowing to the grid so that noise does not import
+    phase_switching: bool = False  # the boards have a 1/3-phase relay (hal phase_switch)
+    phase_switch_min_s: float = 600.0  # at most one 1 <-> 3 phase switch per this period
 
 
 @dataclass(frozen=True)
@@ -496,7 +502,15 @@ def _check_energy(energy: EnergyConfig) -> None:
     for name in ("mains_max_age_s", "refresh_s"):
         if not getattr(energy, name) > 0:
             raise ConfigError(f"energy.{name}: expected > 0 s, got {getattr(energy, name)}")
-    for name in ("mains_fallback_a", "hysteresis_a", "rotation_s", "min_on_s", "min_pause_s"):
+    for name in (
+        "mains_fallback_a",
+        "hysteresis_a",
+        "rotation_s",
+        "min_on_s",
+        "min_pause_s",
+        "pv_margin_w",
+        "phase_switch_min_s",
+    ):
         if not getattr(energy, name) >= 0:
             raise ConfigError(f"energy.{name}: expected >= 0, got {getattr(energy, name)}")
     if len(set(energy.priority)) != len(energy.priority):

@@ -14,6 +14,10 @@ facts, recomputes on every relevant change (event-driven, no polling in the path
   needs seconds to close its contactor.
 - A mains reading that goes stale is logged once (WARNING) and shown in the snapshot
   (`mains_status`); its return is logged once (INFO).
+- PV surplus mode (`pv_surplus`): the budget is the ports' own draw plus the export at the
+  grid connection (`set_grid_power`, signed), turned into amps for the phase count the
+  `PhaseChooser` picks (with `phase_switching`, else the ports' own); a stale or missing grid
+  reading is no surplus (the same fail-safe, logged and shown the same way).
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from chargeport.clock import Clock
 from chargeport.config import EnergyConfig
@@ -43,12 +46,16 @@ from chargeport.port import (
 from chargeport.tasks import OwnedTasks
 from main_node.energy_alloc import PortDemand, allocate, available_current, order_pushes
 from main_node.energy_policy import (
+    NOMINAL_V,
     Candidate,
     MainsStatus,
+    PhaseChooser,
     RotationConfig,
     Scheduler,
     mains_status,
+    pv_surplus_w,
 )
+from main_node.energy_state import DEMAND, DEMAND_STATES, EnergySnapshot, PortFacts, check_amps
 
 __all__ = [
     "VALID_FOR_PERIODS",
@@ -65,85 +72,7 @@ log = logging.getLogger(__name__)
 
 VALID_FOR_PERIODS = 3  # a pushed limit outlives this many refreshes, then expires on the port
 
-# Session events that start (True) or end (False) a port's demand for energy. Before
-# authorization the session machine offers no PWM, so a plugged-in EV cannot draw yet.
-_DEMAND: dict[SessionEventType, bool] = {
-    SessionEventType.AUTHORIZED: True,
-    SessionEventType.TRANSACTION_STARTED: True,
-    SessionEventType.PREPARE_CHARGING: True,
-    SessionEventType.CHARGING_STARTED: True,
-    SessionEventType.CHARGING_RESUMED: True,
-    SessionEventType.CHARGING_PAUSED_EV: True,  # the EV may resume at any moment (B -> C)
-    SessionEventType.CHARGING_PAUSED_EVSE: True,  # paused by us: resumes when current frees up
-    SessionEventType.WAITING_FOR_ENERGY: True,
-    SessionEventType.DEAUTHORIZED: False,
-    SessionEventType.STOPPING_CHARGING: False,
-    SessionEventType.CHARGING_FINISHED: False,
-    SessionEventType.TRANSACTION_FINISHED: False,
-    SessionEventType.SESSION_FINISHED: False,
-    SessionEventType.PLUGIN_TIMEOUT: False,
-    SessionEventType.DISABLED: False,
-}
-
-_DEMAND_STATES = {
-    SessionState.PREPARING,
-    SessionState.CHARGING,
-    SessionState.PAUSED_EV,
-    SessionState.PAUSED_EVSE,
-}
-
-
 # ------------------------------------------------------------------ async manager
-
-
-@dataclass(frozen=True, slots=True)
-class EnergySnapshot:
-    """What the dashboard and the MQTT API show."""
-
-    site_limit_a: float
-    available_a: float
-    mains_a: tuple[float, float, float] | None
-    station_limit_a: float | None
-    allocation: dict[int, float]
-    active: tuple[int, ...]
-    paused: tuple[int, ...]  # active, but below the minimum share: allocated 0
-    reserved: dict[int, float] = field(default_factory=dict)  # link lost, limit not expired
-    mains_status: MainsStatus = MainsStatus.NONE  # stale: the fallback limit is in force
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON-able data (connector ids as strings)."""
-        return {
-            "site_limit_a": self.site_limit_a,
-            "available_a": round(self.available_a, 2),
-            "mains_a": list(self.mains_a) if self.mains_a is not None else None,
-            "station_limit_a": self.station_limit_a,
-            "allocation": {str(k): v for k, v in sorted(self.allocation.items())},
-            "active": list(self.active),
-            "paused": list(self.paused),
-            "reserved": {str(k): v for k, v in sorted(self.reserved.items())},
-            "mains_status": self.mains_status.value,
-        }
-
-
-@dataclass
-class _PortFacts:
-    active: bool = False
-    order: int = 0
-    link_up: bool = True
-    enabled: bool = True
-    current_a: tuple[float, ...] = ()
-    profile_limit_a: float | None = None  # OCPP per-connector profile
-    local_limit_a: float | None = None  # operator limit (MQTT / dashboard)
-    local_phases: int | None = None
-    last_sent: float | None = None  # last limit the port acknowledged
-    reserve_a: float = 0.0
-    reserve_until: float = 0.0
-    drift_resent_at: float = -math.inf
-
-
-def _check_amps(amps: float | None) -> None:
-    if amps is not None and not (math.isfinite(amps) and amps >= 0):
-        raise ValueError(f"a current limit must be a finite number >= 0, got {amps!r}")
 
 
 class EnergyManager:
@@ -154,10 +83,15 @@ class EnergyManager:
         self._config = config
         self._clock = clock
         self.valid_for_s = VALID_FOR_PERIODS * config.refresh_s
-        self._facts = {cid: _PortFacts(order=cid) for cid in self._ports}
+        self._facts = {cid: PortFacts(order=cid) for cid in self._ports}
         self._next_order = max(self._ports, default=0) + 1
         self._mains: tuple[float, float, float] | None = None
         self._mains_at: float | None = None  # monotonic time of the last mains reading
+        self._grid_w: float | None = None  # PV mode: signed grid power, < 0 = export
+        self._grid_at: float | None = None
+        self._chooser = PhaseChooser(config.min_current_a, min_hold_s=config.phase_switch_min_s)
+        self._pv_phases: int | None = None
+        self._mains_logged = MainsStatus.NONE  # the status last said in the log
         self._mains_changed = asyncio.Event()
         self._station_limit: float | None = None
         self._scheduler = Scheduler(
@@ -182,7 +116,7 @@ class EnergyManager:
 
     def set_profile_limit(self, connector_id: int, amps: float | None) -> None:
         """OCPP charging profile limit in A per phase; connector 0 = whole station; None clears."""
-        _check_amps(amps)
+        check_amps(amps)
         if connector_id == 0:
             self._station_limit = amps
         elif connector_id in self._facts:
@@ -195,7 +129,7 @@ class EnergyManager:
         self, connector_id: int, amps: float | None, phases: int | None = None
     ) -> None:
         """Operator limit for one connector (MQTT / dashboard); None clears it."""
-        _check_amps(amps)
+        check_amps(amps)
         facts = self._facts.get(connector_id)
         if facts is None:
             raise ValueError(f"no connector {connector_id}")
@@ -210,6 +144,15 @@ class EnergyManager:
             raise ValueError(f"expected three finite currents >= 0, got {currents_a!r}")
         self._mains = (values[0], values[1], values[2])
         self._mains_at = self._clock.monotonic()
+        self._mains_changed.set()
+        self._wake.set()
+
+    def set_grid_power(self, watts: float) -> None:
+        """PV mode: the site's power at the grid connection, > 0 import, < 0 export."""
+        if not math.isfinite(watts):
+            raise ValueError(f"expected a finite power in W, got {watts!r}")
+        self._grid_w = float(watts)
+        self._grid_at = self._clock.monotonic()
         self._mains_changed.set()
         self._wake.set()
 
@@ -255,14 +198,16 @@ class EnergyManager:
             if body.type is SessionEventType.SESSION_STARTED:
                 facts.order = self._next_order
                 self._next_order += 1
-            demand = _DEMAND.get(body.type)
+            demand = DEMAND.get(body.type)
             if demand is None or demand == facts.active:
                 return False
             facts.active = demand
             return True
         if isinstance(body, MeterValue):
             facts.current_a = body.current_a
-            return self._mains is not None  # own current only matters against a mains reading
+            facts.power_w = body.power_w
+            # Own draw only matters against a mains reading, or as part of a PV budget.
+            return self._mains is not None or self._config.pv_surplus
         if isinstance(body, LimitsChanged):
             # The port's effective limit drifted from ours (expiry fallback, satellite
             # restart): re-send once per refresh period, so an echo can never loop.
@@ -289,7 +234,7 @@ class EnergyManager:
     def _apply_status(self, cid: int, state: SessionState, enabled: bool) -> None:
         facts = self._facts[cid]
         facts.enabled = enabled
-        active = state in _DEMAND_STATES
+        active = state in DEMAND_STATES
         if active and not facts.active:
             facts.order = self._next_order
             self._next_order += 1
@@ -326,7 +271,7 @@ class EnergyManager:
 
     # -------------------------------------------------------------- deciding and pushing
 
-    def _ceiling(self, cid: int, facts: _PortFacts) -> float:
+    def _ceiling(self, cid: int, facts: PortFacts) -> float:
         ceiling = self._ports[cid].info.max_current_a
         for limit in (facts.profile_limit_a, facts.local_limit_a):
             if limit is not None:
@@ -336,7 +281,33 @@ class EnergyManager:
     def _phases(self, cid: int) -> int:
         phases = self._ports[cid].info.phases
         local = self._facts[cid].local_phases
-        return min(phases, local) if local is not None else phases
+        if local is not None:
+            phases = min(phases, local)
+        return min(phases, self._pv_phases) if self._pv_phases is not None else phases
+
+    def _reading_at(self) -> float | None:
+        """When the reading the budget rests on arrived (grid power in PV mode, else mains)."""
+        return self._grid_at if self._config.pv_surplus else self._mains_at
+
+    def _mains_status(self, now: float) -> MainsStatus:
+        cfg = self._config
+        # PV mode has no surplus without a reading: a missing one is as stale as an old one.
+        required = cfg.mains_required or cfg.pv_surplus
+        return mains_status(self._reading_at(), now, cfg.mains_max_age_s, required)
+
+    def _pv_budget(self, status: MainsStatus, now: float) -> float:
+        """PV mode: amps per phase the surplus pays for, at the phase count chosen for it."""
+        surplus = 0.0
+        if status is MainsStatus.LIVE and self._grid_w is not None:
+            own_w = sum(f.power_w for f in self._facts.values())
+            surplus = pv_surplus_w(self._grid_w, own_w, self._config.pv_margin_w)
+        if self._config.phase_switching:
+            if status is MainsStatus.LIVE:  # an unknown surplus is no reason to switch
+                self._pv_phases = self._chooser.choose(surplus, now)
+            phases = self._pv_phases = self._chooser.phases
+        else:
+            phases = max((p.info.phases for p in self._ports.values()), default=3)
+        return surplus / (NOMINAL_V * phases)
 
     def _compute(self) -> tuple[dict[int, float], EnergySnapshot]:
         cfg = self._config
@@ -345,8 +316,11 @@ class EnergyManager:
         for facts in self._facts.values():
             for phase, amps in enumerate(facts.current_a[:3]):
                 own[phase] += amps
-        status = mains_status(self._mains_at, now, cfg.mains_max_age_s, cfg.mains_required)
-        if status is MainsStatus.STALE:
+        status = self._mains_status(now)
+        if cfg.pv_surplus:
+            available = available_current(cfg.site_limit_a, None, own, self._station_limit)
+            available = min(available, self._pv_budget(status, now))
+        elif status is MainsStatus.STALE:
             # The building's load is unknown: share only what the fuse allows regardless.
             site = min(cfg.site_limit_a, cfg.mains_fallback_a)
             available = available_current(site, None, own, self._station_limit)
@@ -394,6 +368,7 @@ class EnergyManager:
             paused=tuple(cid for cid in active if allocation[cid] == 0.0),
             reserved=reserved,
             mains_status=status,
+            pv_phases=self._pv_phases,
         )
         return allocation, snapshot
 
@@ -406,11 +381,12 @@ class EnergyManager:
     async def _async_mains_watch(self) -> None:
         """Recompute when the latest mains reading turns stale (no refresh-period delay)."""
         while True:
-            if self._mains_at is None:
+            if self._reading_at() is None:
                 await self._mains_changed.wait()
             self._mains_changed.clear()
-            assert self._mains_at is not None
-            delay = self._mains_at + self._config.mains_max_age_s - self._clock.monotonic()
+            last = self._reading_at()
+            assert last is not None
+            delay = last + self._config.mains_max_age_s - self._clock.monotonic()
             if delay > 0:
                 await self._clock.sleep(delay)
                 continue  # a newer reading may have moved the deadline
@@ -419,7 +395,12 @@ class EnergyManager:
 
     def _log_mains(self, before: MainsStatus, after: MainsStatus) -> None:
         cfg = self._config
-        if after is MainsStatus.STALE:
+        if after is MainsStatus.STALE and cfg.pv_surplus:
+            log.warning(
+                "energy: no grid power reading for %g s: no PV surplus until readings return",
+                cfg.mains_max_age_s,
+            )
+        elif after is MainsStatus.STALE:
             log.warning(
                 "energy: no mains reading for %g s: ports share the fallback limit of %g A "
                 "until readings return",
@@ -437,10 +418,11 @@ class EnergyManager:
             self._wake.clear()
             refresh, self._refresh_due = self._refresh_due, False
             allocation, snapshot = self._compute()
+            if snapshot.mains_status is not self._mains_logged:
+                self._log_mains(self._mains_logged, snapshot.mains_status)
+                self._mains_logged = snapshot.mains_status
             self._allocation = allocation
             if snapshot != self._snapshot:
-                if snapshot.mains_status is not self._snapshot.mains_status:
-                    self._log_mains(self._snapshot.mains_status, snapshot.mains_status)
                 self._snapshot = snapshot
                 for listener in list(self._listeners):
                     try:

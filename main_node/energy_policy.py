@@ -21,6 +21,11 @@ Theory of operation.
      the site;
   R5 priority (config `priority`): better guns are started first and pre-empt worse ones after
      `min_on_s`; OCPP profile limits still cap every gun (the allocator's ceilings).
+- PV surplus (`pv_surplus_w`, `PhaseChooser`): the ports may use what they draw now plus what
+  the site still exports, less a margin. A power budget favours fewer phases: 3 phases need
+  3 x 230 V x 6 A = 4.1 kW before a gun can start, 1 phase 1.4 kW. P1: below the 3-phase
+  minimum the station switches to 1 phase; P2: back to 3 phases only with `band_w` above it;
+  P3: at most one switch per `min_hold_s` (each switch pauses the EV, IEC 61851-1 sequence).
 """
 
 from __future__ import annotations
@@ -30,7 +35,18 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Candidate", "MainsStatus", "RotationConfig", "Scheduler", "mains_status"]
+__all__ = [
+    "NOMINAL_V",
+    "Candidate",
+    "MainsStatus",
+    "PhaseChooser",
+    "RotationConfig",
+    "Scheduler",
+    "mains_status",
+    "pv_surplus_w",
+]
+
+NOMINAL_V = 230.0  # phase voltage for turning a power budget into amps
 
 _EPS = 1e-9
 
@@ -173,3 +189,37 @@ class Scheduler:
         while len(window) > 1 and window[0][0] < horizon - _EPS:
             window.popleft()
         return window[0][1]
+
+
+# ------------------------------------------------------------------ PV surplus
+
+
+def pv_surplus_w(grid_w: float, own_w: float, margin_w: float) -> float:
+    """Power the ports may use: their own draw plus the export (grid_w < 0), less a margin."""
+    return max(own_w - grid_w - margin_w, 0.0)
+
+
+class PhaseChooser:
+    """1 or 3 phases for a power budget, with a band and a minimum time between switches."""
+
+    def __init__(
+        self, min_current_a: float = 6.0, band_w: float = 500.0, min_hold_s: float = 600.0
+    ) -> None:
+        self.min_current_a = min_current_a
+        self.band_w = band_w
+        self.min_hold_s = min_hold_s
+        self.phases = 3
+        self._since: float | None = None  # last switch (None: never switched)
+
+    def choose(self, surplus_w: float, now: float) -> int:
+        """The phase count to use at `now`; switches only as rules P1..P3 allow."""
+        three_phase_min_w = 3 * NOMINAL_V * self.min_current_a
+        want = self.phases
+        if self.phases == 3 and surplus_w < three_phase_min_w - _EPS:
+            want = 1  # P1
+        elif self.phases == 1 and surplus_w >= three_phase_min_w + self.band_w - _EPS:
+            want = 3  # P2
+        held = self._since is None or now - self._since >= self.min_hold_s - _EPS
+        if want != self.phases and held:  # P3
+            self.phases, self._since = want, now
+        return self.phases

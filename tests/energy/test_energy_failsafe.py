@@ -14,7 +14,7 @@ import pytest
 from chargeport.clock import ManualClock
 from chargeport.config import EnergyConfig
 from chargeport.fake_port import FakePort
-from chargeport.port import PortInfo
+from chargeport.port import MeterValue, PortInfo
 from main_node.energy import EnergyManager, MainsStatus
 
 REFRESH_S = 5.0
@@ -167,3 +167,56 @@ async def test_priority_gun_preempts_after_min_on_time(
     await until(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "preempt")
     mgr.set_profile_limit(2, 8.0)  # TxProfile: authoritative upper bound
     await until(lambda: last_limit(ports[2]) == 8.0, "capped by the profile")
+
+
+def phases_sent(port: FakePort) -> int | None:
+    sent = [int(args[1]) for name, args in port.calls if name == "set_limit"]  # type: ignore[call-overload]
+    return sent[-1] if sent else None
+
+
+@pytest.mark.parametrize(
+    "managed",
+    [{"ports": 2, "pv_surplus": True, "phase_switching": True, "pv_margin_w": 100.0}],
+    indirect=True,
+)
+async def test_pv_surplus_follows_export_and_picks_phases(
+    managed: tuple[EnergyManager, dict[int, FakePort]],
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The limit follows the export at the grid connection; the phase count follows the
+    surplus (P1..P3); a silent grid meter is no surplus, like the stale mains fallback."""
+    mgr, ports = managed
+    caplog.set_level(logging.INFO, logger="main_node.energy")
+
+    async def feed(watts: float, seconds: float) -> None:
+        for _ in range(round(seconds / 5.0)):
+            mgr.set_grid_power(watts)
+            await advance(clock, 5.0, step=5.0)
+
+    await charge(ports[1])
+    await until(lambda: last_limit(ports[1]) == 0.0, "no reading yet: no surplus")
+    assert mgr.snapshot().mains_status is MainsStatus.STALE
+    await feed(-5100.0, 125.0)  # 5 kW over the margin, held for min_pause_s (rule R2)
+    await until(lambda: last_limit(ports[1]) == 7.2 and phases_sent(ports[1]) == 3, "3 ph")
+    ports[1].emit(MeterValue(energy_wh=0.0, power_w=5000.0))  # the EV draws it ...
+    await feed(-100.0, 10.0)  # ... and the export falls by as much: steady
+    assert last_limit(ports[1]) == 7.2
+    mgr.set_grid_power(1000.0)  # a kettle: importing 1 kW, 3.9 kW left < 3 x 230 V x 6 A
+    await until(lambda: phases_sent(ports[1]) == 1, "P1: one phase")
+    assert last_limit(ports[1]) == pytest.approx(16.9) and mgr.snapshot().pv_phases == 1
+    await advance(clock, 30.0)  # no grid reading for mains_max_age_s: no surplus
+    await until(lambda: last_limit(ports[1]) == 0.0, "stale: no surplus")
+    assert any("no PV surplus" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("managed", [{"ports": 1, "pv_surplus": True}], indirect=True)
+async def test_pv_without_phase_switching_budgets_the_ports_own_phases(
+    managed: tuple[EnergyManager, dict[int, FakePort]],
+) -> None:
+    """A port that cannot switch draws on all its phases: the budget is split over three."""
+    mgr, ports = managed
+    await charge(ports[1])
+    mgr.set_grid_power(-3000.0)  # 2.9 kW: 4.2 A on three phases, under 6 A
+    await until(lambda: mgr.snapshot().paused == (1,), "paused")
+    assert phases_sent(ports[1]) == 3 and last_limit(ports[1]) == 0.0

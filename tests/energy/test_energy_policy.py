@@ -12,9 +12,11 @@ import pytest
 from main_node.energy_policy import (
     Candidate,
     MainsStatus,
+    PhaseChooser,
     RotationConfig,
     Scheduler,
     mains_status,
+    pv_surplus_w,
 )
 
 CFG = RotationConfig(
@@ -185,3 +187,33 @@ def test_rotation_serves_every_gun_over_two_hours_20a_4_guns() -> None:
         served |= now
     assert served == {1, 2, 3, 4}
     assert switches / 4 / 2 <= 6  # contactor operations per gun and hour
+
+
+@pytest.mark.parametrize(
+    ("name", "grid_w", "own_w", "expected"),
+    [
+        ("export_only", -5000.0, 0.0, 4900.0),
+        ("own_draw_plus_export", -1000.0, 3000.0, 3900.0),
+        ("importing_shrinks_the_budget", 500.0, 3000.0, 2400.0),
+        ("importing_more_than_we_draw_is_zero", 5000.0, 3000.0, 0.0),
+    ],
+)
+def test_pv_surplus(name: str, grid_w: float, own_w: float, expected: float) -> None:
+    assert pv_surplus_w(grid_w, own_w, margin_w=100.0) == pytest.approx(expected), name
+
+
+@pytest.mark.parametrize(
+    ("name", "steps", "expected"),
+    [
+        ("three_phases_while_the_surplus_covers_3x6a", [(0, 5000.0)], [3]),
+        ("p1_below_4140w_one_phase", [(0, 4000.0)], [1]),
+        ("p2_back_to_three_only_above_the_band", [(0, 3000), (700, 4300), (800, 4700)], [1, 1, 3]),
+        ("p3_one_switch_per_hold_time", [(0, 3000), (100, 9000), (600, 9000)], [1, 1, 3]),
+        ("p3_first_switch_is_free", [(5, 1000.0)], [1]),
+    ],
+)
+def test_phase_chooser_rules(
+    name: str, steps: list[tuple[float, float]], expected: list[int]
+) -> None:
+    chooser = PhaseChooser(min_current_a=6.0, band_w=500.0, min_hold_s=600.0)
+    assert [chooser.choose(w, t) for t, w in steps] == expected, name
