@@ -43,8 +43,10 @@ from evse.errors import Refused
 from evse.local_port import EventBus, LocalPort
 from evse.metering import Metering
 from evse.ocmf import SignedRecord
+from evse.phase_switch import HoldEnergy, PhaseEffect, PhaseSwitchMachine
 from evse.protection import (
     ContactorMachine,
+    ContactorState,
     Fault,
     OverCurrentMachine,
     RcdMachine,
@@ -69,6 +71,7 @@ class RuntimeTiming:
     housekeeping_s: float = 0.1  # RCD, mirror contact, temperature, diode, timers
     contactor_settle_s: float = 0.2  # contactor operating time before the mirror must agree
     over_current_allowed_s: float = 5.0  # IEC 61851-1 Annex A: EV must follow the PWM in 5 s
+    phase_switch_wait_s: float = 10.0  # off time around a 1 <-> 3 phase switch
 
 
 class EvseRuntime:
@@ -104,6 +107,11 @@ class EvseRuntime:
         self.contactor = ContactorMachine(self.timing.contactor_settle_s)
         self.over_current = OverCurrentMachine(self.timing.over_current_allowed_s, MIN_CURRENT_A)
         self.thermal = ThermalMachine()
+        self.phase_switch = (
+            PhaseSwitchMachine(config.phases, self.timing.phase_switch_wait_s)
+            if board.phase_switch is not None and config.phases == 3
+            else None
+        )
         self.rcd = RcdMachine()
         self.metering = Metering(config.sample_rate_hz, config.meter_interval_s)
         self.bus = EventBus(self.clock)
@@ -149,6 +157,8 @@ class EvseRuntime:
         self._started = True
         async with self.lock:
             await self.board.contactor.switch(False)
+            if self.phase_switch is not None and self.board.phase_switch is not None:
+                await self.board.phase_switch.set_phases(self.phase_switch.phases)
             await self._recompute_offer()
             await self._apply_outputs()
         self._tasks.spawn(self._cp_loop(), "evse-cp")
@@ -250,6 +260,9 @@ class EvseRuntime:
             await self._set_fault("rcd", f)
         for e in self.contactor.feedback(await self.board.contactor.feedback(), now):
             await self._contactor_effect(e)
+        if self.phase_switch is not None:
+            opened = self.contactor.state is ContactorState.OPEN
+            await self._phase_effects(self.phase_switch.tick(now, opened))
         self.temperature_c = await self.board.temperature.read_c()
         for t in self.thermal.measure(self.temperature_c):
             if isinstance(t, Fault):
@@ -409,6 +422,21 @@ class EvseRuntime:
             self.bus.publish(limits)
         await self.dispatch(ss.Block("limit", offer < MIN_CURRENT_A))
         await self._apply_outputs()
+        if self.phase_switch is not None and self.limit_phases != self.phase_switch.target:
+            opened = self.contactor.state is ContactorState.OPEN
+            now = self.clock.monotonic()
+            await self._phase_effects(self.phase_switch.request(self.limit_phases, now, opened))
+
+    async def _phase_effects(self, effects: list[PhaseEffect]) -> None:
+        """Pause around a phase switch; switch the relay only with the contactor open."""
+        for e in effects:
+            if isinstance(e, HoldEnergy):
+                await self.dispatch(ss.Block("phase_switch", e.on))
+            elif self.board.phase_switch is not None:
+                log.info(
+                    "connector %d: switching to %d phase(s)", self._port.info.connector_id, e.phases
+                )
+                await self.board.phase_switch.set_phases(e.phases)
 
     async def _apply_outputs(self) -> None:
         """Pilot first, then contactor, then lock (IEC 61851-1 A.3: PWM off before opening)."""

@@ -21,6 +21,7 @@ __all__ = [
     "ControlPilot",
     "HalError",
     "IdReader",
+    "PhaseSwitch",
     "PowerMeter",
     "PowerMeterReading",
     "RcdMonitor",
@@ -111,6 +112,12 @@ class IdReader(Protocol):
         ...
 
 
+class PhaseSwitch(Protocol):
+    """A 1/3-phase relay ahead of the contactor; switched only with the contactor open."""
+
+    async def set_phases(self, phases: int) -> None: ...
+
+
 @dataclass
 class Board:
     """One board's hardware, as the evse runtime sees it."""
@@ -123,3 +130,4 @@ class Board:
     rcd: RcdMonitor
     power_meter: PowerMeter | None = None
     id_reader: IdReader | None = None
+    phase_switch: PhaseSwitch | None = None

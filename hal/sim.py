@@ -5,7 +5,9 @@ the EVSE sets (0 % -> -12 V, state F); the contactor has a mirror contact; the s
 3-phase 230 V 50 Hz blocks carrying the current the EV draws (regulated to the PWM offer or
 fixed), with noise and a power factor; a first-order thermal model heats the connector with
 I^2. Faults can be injected by name (`FAULTS`). With `power_meter=True` the board meters through
-a simulated external meter (like a Modbus DIN-rail meter) instead of the sampler.
+a simulated external meter (like a Modbus DIN-rail meter) instead of the sampler; with
+`phase_switch=True` a 1/3-phase relay feeds the EV 1 or 3 phases (a switch while the contacts
+are closed is counted in `unsafe_phase_switches`: a vehicle-unsafe sequence).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class SimBoard:
         max_current_a: float = 32.0,
         phases: int = 3,
         power_meter: bool = False,
+        phase_switch: bool = False,
     ) -> None:
         self.clock = clock
         self.sample_rate_hz = sample_rate_hz
@@ -147,6 +150,8 @@ class SimBoard:
         self.contactor_commanded = False
         self.contactor_closed = False  # the real contacts (the mirror contact reads these)
         self.locked = False
+        self.phases_fed = phases  # what the phase relay feeds (1 or 3)
+        self.unsafe_phase_switches = 0
         self.faults: set[str] = set()
         self.rcd_latched = False
         self.ambient_c = _AMBIENT_C
@@ -166,6 +171,7 @@ class SimBoard:
             rcd=_Rcd(self),
             id_reader=_IdReader(self),
             power_meter=_PowerMeter(self) if power_meter else None,
+            phase_switch=_PhaseSwitch(self) if phase_switch else None,
         )
 
     # -- test and scenario handles
@@ -201,7 +207,7 @@ class SimBoard:
         if ev.regulated:
             offer = ev.offered_a
             amps = min(amps, offer + ev.overshoot_a) if offer > 0 else 0.0
-        per = [amps if i < min(ev.phases, self.phases) else 0.0 for i in range(3)]
+        per = [amps if i < min(ev.phases, self.phases, self.phases_fed) else 0.0 for i in range(3)]
         return (per[0], per[1], per[2])
 
     def temperature_c(self) -> float:
@@ -387,3 +393,18 @@ class _PowerMeter:
         self._energy_wh += power * max(0.0, now - self._at) / 3600.0
         self._at = now
         return PowerMeterReading(self._energy_wh, power, (230.0, 230.0, 230.0), currents, 50.0)
+
+
+class _PhaseSwitch:
+    def __init__(self, sim: SimBoard) -> None:
+        self._sim = sim
+
+    async def set_phases(self, phases: int) -> None:
+        sim = self._sim
+        if phases not in (1, 3):
+            raise HalError(f"phase switch: 1 or 3 phases, not {phases}")
+        if phases != sim.phases_fed and sim.contactor_closed:
+            sim.unsafe_phase_switches += 1  # switching under load: what the sequence prevents
+        sim._thermal_update()
+        sim.phases_fed = phases
+        sim._changed()
