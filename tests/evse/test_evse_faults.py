@@ -279,3 +279,15 @@ async def test_over_current_ev_ignoring_the_offer_is_stopped_after_its_time_anne
         assert finished and finished[0].transaction is not None
         assert finished[0].transaction.stop_reason is StopReason.OTHER
         assert not rig.sim.contactor_closed
+
+
+async def test_ev_stopping_c_to_b_opens_the_contactor_within_100ms_iec61851_a3() -> None:
+    """IEC 61851-1 table A.6 / A.3: the EVSE opens the supply within 100 ms of C -> B."""
+    async with running(await make_rig()) as rig:
+        await charging(rig)
+        assert rig.sim.contactor_closed
+        rig.sim.ev.pause()
+        began = rig.clock.monotonic()
+        opened = await step_until(rig, lambda: not rig.sim.contactor_commanded, 1.0)
+        assert opened - began <= IEC_61851_OFF_S
+        assert rig.sim.currents() == (0.0, 0.0, 0.0)
