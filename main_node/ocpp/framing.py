@@ -54,7 +54,6 @@ __all__ = [
     "MAX_ID_LENGTH",
     "FrameRejected",
     "as_v16",
-    "call_error_for",
     "check_dates",
     "check_numbers",
     "check_ranges",
@@ -204,15 +203,6 @@ def _message(frame: Any) -> Call | CallResult | CallError:
         details={"cause": f"MessageTypeId {kind!r:.20} is not valid"}
     )
     raise FrameRejected("bad MessageTypeId", _reply(unique_id, error))
-
-
-def call_error_for(raw: str | bytes) -> str | None:
-    """A CALLERROR for a frame that could not be parsed, when it carries a unique id."""
-    try:
-        decode_frame(raw)
-    except FrameRejected as rejected:
-        return rejected.reply
-    return None
 
 
 def unknown_action(action: str) -> OCPPError:
