@@ -82,8 +82,16 @@ MAX_INTERVAL_S = 7 * 24 * 3600
 _LOOP_POLICY = RestartPolicy(initial_s=0.2, max_s=5.0, budget=5, window_s=60.0)
 # Errors of the network or the peer: the connection is retried forever, with backoff.
 _LINK_ERRORS = (OSError, TimeoutError, websockets.WebSocketException)
-# While a CALL waits: the connection is gone (not the CSMS's answer, not our attempt).
-_LINK_GONE = (websockets.ConnectionClosed, OSError)
+
+
+def _link_gone(exc: BaseException) -> bool:
+    """While a CALL waits: the connection is gone (not the CSMS's answer, not our attempt).
+
+    TimeoutError is an OSError, but no answer in time is the CSMS's failed attempt (4.10).
+    """
+    if isinstance(exc, TimeoutError):
+        return False
+    return isinstance(exc, websockets.ConnectionClosed | OSError)
 
 
 @dataclass(frozen=True)
@@ -347,11 +355,11 @@ class OcppSession(SessionTransactions, SessionOps):
     ) -> None:
         try:
             result = await cp.call(payload, suppress=False)
-        except _LINK_GONE as exc:
-            if fut is not None and not fut.done():
-                fut.set_exception(Offline(str(exc)))
-            raise
         except Exception as exc:  # a CALLERROR, no answer, or an answer we cannot use
+            if _link_gone(exc):
+                if fut is not None and not fut.done():
+                    fut.set_exception(Offline(str(exc)))
+                raise
             if fut is not None and not fut.done():
                 known = isinstance(exc, OCPPError | TimeoutError)
                 fut.set_exception(exc if known else Offline(str(exc)))
@@ -373,9 +381,9 @@ class OcppSession(SessionTransactions, SessionOps):
         payload = getattr(call, entry.action)(**camel_to_snake_case(entry.payload))
         try:
             result = await cp.call(payload, suppress=False)
-        except _LINK_GONE:
-            raise  # not an attempt: the entry stays at the head (section 4.10)
         except Exception as exc:  # a CALLERROR, no answer, or an answer we cannot use
+            if _link_gone(exc):
+                raise  # not an attempt: the entry stays at the head (section 4.10)
             log.warning("%s not processed by the CSMS: %s", entry.action, exc)
             now = self.now()
             attempts = self.config_int("TransactionMessageAttempts", 3)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ocpp.v16.enums import Action
 from ocpp_station_fixture import make_ports, options, until
 
+import chargeport.sim.csms as csms_module
 from chargeport.fake_port import FakePort
-from chargeport.sim.csms import CentralSystem
+from chargeport.sim.csms import CentralSystem, on
 from chargeport.tasks import TaskGaveUp
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
@@ -118,6 +121,46 @@ async def test_work_after_a_reply_that_fails_fails_alone(tmp_path: Path) -> None
             assert await csms.trigger("Heartbeat") == "Accepted"
             await csms.wait_for(lambda: csms.actions("Heartbeat"))
             assert csms.connects == 1 and not task.done()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            conn.close()
+
+
+async def test_no_answer_in_time_is_a_failed_attempt_not_a_lost_connection_ocpp16_4_10(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TimeoutError is an OSError in Python: a CSMS slow to answer StartTransaction must count
+    as a failed attempt (retried later, section 4.10), not as a dead connection."""
+    slow_once = asyncio.Event()
+
+    class SlowCsms(csms_module.CsmsConnection):
+        @on(Action.start_transaction)
+        async def on_start(
+            self, connector_id: int, id_tag: str, meter_start: int, **kw: Any
+        ) -> Any:
+            if not slow_once.is_set():
+                slow_once.set()
+                await asyncio.sleep(1.0)  # longer than the station's response timeout
+            return super().on_start(connector_id, id_tag, meter_start, **kw)
+
+    monkeypatch.setattr(csms_module, "CsmsConnection", SlowCsms)
+    ports = make_ports(2)
+    conn = open_db(tmp_path / "db.sqlite")
+    async with CentralSystem() as csms:
+        opts = options(csms.url, response_timeout_s=0.3)
+        session = OcppSession(opts, ports, conn)
+        task = asyncio.create_task(session.run())
+        try:
+            await until(lambda: session.online)
+            await ports[1].authorize("TAG-OK")
+            ports[1].plug_in()
+            await until(lambda: slow_once.is_set())
+            # Retried after TransactionMessageRetryInterval, on the same connection.
+            await until(lambda: session.journal.pending_count() == 0)
+            assert csms.connects == 1
+            assert len(csms.actions("StartTransaction")) == 2  # the late one and the retry
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
