@@ -3,7 +3,13 @@
 It accepts BootNotification, records StatusNotifications, answers Authorize from a set of
 accepted tags, assigns transaction ids and records meter_start / meter_stop, records
 MeterValues, and sends commands (RemoteStart, ChangeAvailability, SetChargingProfile, ...) to a
-connected charge point. Security profile 1 (Basic auth) and 2 (TLS) are optional.
+connected charge point. Security profile 1 (Basic auth) and 2 (TLS) are optional; with a TLS
+context that requires client certificates it is a profile 3 server. It speaks the OCPP 1.6
+security extension (OCA whitepaper, edition 3): it records SecurityEventNotification,
+LogStatusNotification and SignedFirmwareStatusNotification, answers SignCertificate and, with a
+`signer` (CA certificate and key), signs the CSR and sends CertificateSigned; it sends
+InstallCertificate, GetInstalledCertificateIds, DeleteCertificate, ExtendedTriggerMessage,
+GetLog and SignedUpdateFirmware.
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ import ssl
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from ocpp.routing import after as _untyped_after
 from ocpp.routing import on as _untyped_on
 from ocpp.v16 import ChargePoint as _V16ChargePoint
 from ocpp.v16 import call, call_result
@@ -44,6 +54,50 @@ def on(action: Action) -> Callable[[_F], _F]:
     """`ocpp.routing.on`, typed."""
     decorator: Callable[[_F], _F] = _untyped_on(action)
     return decorator
+
+
+def after(action: Action) -> Callable[[_F], _F]:
+    """`ocpp.routing.after`, typed: runs once the CALLRESULT is sent."""
+    decorator: Callable[[_F], _F] = _untyped_after(action)
+    return decorator
+
+
+def sign_csr(
+    csr_pem: str,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    days: float = 365.0,
+    start: datetime | None = None,
+) -> str:
+    """A client certificate for a CSR, signed by `ca_cert` (leaf, then the CA), as PEM."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    begin = start or datetime.now(UTC) - timedelta(minutes=5)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(begin)
+        .not_valid_after(begin + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pems = [c.public_bytes(serialization.Encoding.PEM) for c in (cert, ca_cert)]
+    return b"".join(pems).decode()
+
+
+def _common_name(peer: Any) -> str:
+    """The CN of a peer certificate as `ssl` reports it ("" without one)."""
+    for rdn in (peer or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return ""
 
 
 def _now() -> str:
@@ -150,6 +204,40 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
         self._record("DiagnosticsStatusNotification", {"status": status})
         return call_result.DiagnosticsStatusNotification()
 
+    # ------------------------------------------------ security extension (whitepaper ed. 3)
+
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, **kw: Any) -> Any:
+        self._record("SecurityEventNotification", {"type": type, "timestamp": timestamp, **kw})
+        return call_result.SecurityEventNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, **kw: Any) -> Any:
+        self._record("LogStatusNotification", {"status": status, **kw})
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_fw_status(self, status: str, **kw: Any) -> Any:
+        self._record("SignedFirmwareStatusNotification", {"status": status, **kw})
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **kw: Any) -> Any:
+        self._record("SignCertificate", {"csr": csr})
+        ok = self.csms.signer is not None
+        return call_result.SignCertificate(status="Accepted" if ok else "Rejected")
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, csr: str, **kw: Any) -> None:
+        if self.csms.signer is not None:
+            ca_cert, ca_key = self.csms.signer
+            chain = sign_csr(csr, ca_cert, ca_key, **self.csms.signer_options)
+            self.csms._tasks.spawn(self._send_signed(chain), "csms-certificate-signed")
+
+    async def _send_signed(self, chain: str) -> None:
+        result = await self.call(call.CertificateSigned(certificate_chain=chain), suppress=False)
+        self._record("CertificateSigned.conf", {"status": result.status})
+
     async def send_raw(self, frame: str, unique_id: str | None, within_s: float = 5.0) -> Any:
         """Send a hand-made frame; the decoded answer for `unique_id` (None: expect none)."""
         async with self._call_lock:
@@ -173,6 +261,7 @@ class CentralSystem:
         ssl_context: ssl.SSLContext | None = None,
         response_timeout: float = 10.0,
         parents: Mapping[str, str] | None = None,
+        signer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
     ) -> None:
         self.accepted_tags = {t.casefold() for t in accepted_tags}
         # id tag -> its parentIdTag, answered in idTagInfo (OCPP 1.6 section 7.25).
@@ -181,6 +270,9 @@ class CentralSystem:
         self.boot_interval = boot_interval
         self.password = password
         self.ssl_context = ssl_context
+        # The CA that signs charge point certificates (SignCertificate), and how.
+        self.signer = signer
+        self.signer_options: dict[str, Any] = {}
         self.response_timeout = response_timeout
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
@@ -190,6 +282,8 @@ class CentralSystem:
         self.connections: dict[str, CsmsConnection] = {}
         self.connects = 0
         self.rejected_logins = 0
+        # Each handshake: (the Authorization scheme sent or "", the client certificate's CN).
+        self.logins: list[tuple[str, str]] = []
         self._server: Server | None = None
         self._changed = asyncio.Condition()
         self._tasks = OwnedTasks(log)  # wake-ups of `wait_for`
@@ -228,6 +322,12 @@ class CentralSystem:
         await self.stop()
 
     def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
+        peer = conn.transport.get_extra_info("peercert")
+        self.logins.append(
+            (request.headers.get("Authorization", "").split(" ")[0], _common_name(peer))
+        )
+        if peer:
+            return None  # security profile 3: the verified client certificate is the login
         if not self.password:
             return None
         cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
@@ -362,6 +462,62 @@ class CentralSystem:
         """A raw text frame; the decoded CALLRESULT/CALLERROR answering `unique_id`."""
         conn = await self.connection(cp_id)
         return await conn.send_raw(frame, unique_id)
+
+    # ------------------------------------------------------------ security extension
+
+    async def install_certificate(self, kind: str, pem: str) -> str:
+        result = await self.send(call.InstallCertificate(certificate_type=kind, certificate=pem))
+        return str(result.status)
+
+    async def installed_certificate_ids(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
+        result = await self.send(call.GetInstalledCertificateIds(certificate_type=kind))
+        return str(result.status), list(result.certificate_hash_data or [])
+
+    async def delete_certificate(self, hash_data: dict[str, Any]) -> str:
+        result = await self.send(call.DeleteCertificate(certificate_hash_data=hash_data))
+        return str(result.status)
+
+    async def extended_trigger(self, message: str, connector_id: int | None = None) -> str:
+        result = await self.send(
+            call.ExtendedTriggerMessage(requested_message=message, connector_id=connector_id)
+        )
+        return str(result.status)
+
+    async def get_log(
+        self, log_type: str, location: str, request_id: int, retries: int | None = None
+    ) -> tuple[str, str | None]:
+        result = await self.send(
+            call.GetLog(
+                log={"remoteLocation": location},
+                log_type=log_type,
+                request_id=request_id,
+                retries=retries,
+            )
+        )
+        return str(result.status), result.filename
+
+    async def signed_update_firmware(
+        self,
+        request_id: int,
+        location: str,
+        signing_certificate: str,
+        signature: str,
+        retrieve: str | None = None,
+    ) -> str:
+        firmware = {
+            "location": location,
+            "retrieveDateTime": retrieve or _now(),
+            "signingCertificate": signing_certificate,
+            "signature": signature,
+        }
+        result = await self.send(
+            call.SignedUpdateFirmware(request_id=request_id, firmware=firmware)
+        )
+        return str(result.status)
+
+    def security_events(self) -> list[str]:
+        """The types of the SecurityEventNotifications received, in order."""
+        return [str(p["type"]) for p in self.actions("SecurityEventNotification")]
 
     @staticmethod
     def new_id() -> str:

@@ -21,11 +21,9 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import logging
 import sqlite3
-import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
@@ -64,7 +62,9 @@ from main_node.ocpp.meter_values import (
     MeterTimer,
     iso_time,
 )
+from main_node.ocpp.security_handlers import register as register_security
 from main_node.ocpp.session_ops import Offline, SessionOps, wait_event
+from main_node.ocpp.session_security import SessionSecurity
 from main_node.ocpp.session_tx import SessionTransactions, Tx
 from main_node.ocpp.tx_data import TxDataStore
 from system_aggregator.api import StationSystem
@@ -153,6 +153,15 @@ class OcppSession(SessionTransactions, SessionOps):
         self.journal = TransactionJournal(conn)
         self.auth = AuthStore(conn)
         self.tx_data = TxDataStore(conn)
+        # Security profiles, keys, certificates and security events (OCPP 1.6 security ext.).
+        self.security = SessionSecurity(
+            self,
+            conn,
+            url=options.url,
+            station_id=options.station_id,
+            password=options.basic_auth_password,
+            ca_file=options.ca_file,
+        )
         self.tx_ended = asyncio.Event()
         self._reservations_wake = asyncio.Event()
         self._limit_sink = limit_sink
@@ -186,6 +195,7 @@ class OcppSession(SessionTransactions, SessionOps):
             self._supervised(tg, self._storage_loop, "storage")
             self._supervised(tg, self.async_status_loop, "statuses")
             self._supervised(tg, self.async_connection_timeout_loop, "connection-timeout")
+            self._supervised(tg, self.security.async_forward_events, "security-events")
             if self.options.url:
                 tg.create_task(self._connection_loop())  # handles every error itself
 
@@ -217,7 +227,7 @@ class OcppSession(SessionTransactions, SessionOps):
     # ------------------------------------------------------------ connection
 
     def _ws_url(self) -> str:
-        return csms_endpoint(self.options.url, self.options.station_id)
+        return csms_endpoint(self.security.url(), self.options.station_id)
 
     def _connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -228,13 +238,7 @@ class OcppSession(SessionTransactions, SessionOps):
             # reconnect; nothing that size reaches the decoder (framing.py).
             "max_size": MAX_FRAME_BYTES,
         }
-        if self.options.basic_auth_password:
-            token = f"{self.options.station_id}:{self.options.basic_auth_password}"
-            basic = base64.b64encode(token.encode()).decode()
-            kwargs["additional_headers"] = {"Authorization": f"Basic {basic}"}
-        if self.options.url.startswith("wss://"):
-            ctx = ssl.create_default_context(cafile=self.options.ca_file or None)
-            kwargs["ssl"] = ctx
+        kwargs.update(self.security.connect_kwargs())  # Basic auth / TLS per security profile
         return kwargs
 
     async def _connection_loop(self) -> None:
@@ -249,15 +253,18 @@ class OcppSession(SessionTransactions, SessionOps):
         while True:
             try:
                 async with connect(self._ws_url(), **self._connect_kwargs()) as ws:
+                    self.security.attach(ws)
                     delay = self.options.backoff_initial_s
                     await self._serve(ws)
             except* _LINK_ERRORS as group:
                 log.info("CSMS connection lost or refused: %s", group.exceptions[0])
+                self.security.connection_failed(group.exceptions[0])
             except* Exception as group:
                 log.error("OCPP connection failed", exc_info=group.exceptions[0])
                 if bugs.failed(asyncio.get_running_loop().time()) is None:
                     raise TaskGaveUp(f"OCPP connection failed {bugs.failures} times") from group
             finally:
+                self.security.detach()
                 self._cp = None
                 if self.connected.is_set() and self._on_connection is not None:
                     self._on_connection(False)
@@ -269,6 +276,7 @@ class OcppSession(SessionTransactions, SessionOps):
         cp = StationChargePoint(
             self.options.station_id, ws, self, response_timeout=self.options.response_timeout_s
         )
+        register_security(cp, self.security)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(cp.start())
             first = not self._boot_accepted

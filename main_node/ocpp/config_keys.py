@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from main_node.ocpp.db import StoreError, ensure_schema, transaction
 
@@ -22,6 +22,7 @@ __all__ = [
     "STANDARD_KEYS",
     "ChangeStatus",
     "ConfigStore",
+    "KeyHook",
     "KeySpec",
 ]
 
@@ -145,6 +146,19 @@ STANDARD_KEYS: tuple[KeySpec, ...] = (
 _VALUE_MAX_LENGTH = 500  # §5.8 KeyValue.value is CiString500
 
 
+class KeyHook(Protocol):
+    """A key whose value lives elsewhere (the security extension's SecurityProfile and
+    AuthorizationKey): it reads and changes it with its own rules."""
+
+    def read(self) -> str | None:
+        """The value GetConfiguration shows; None for a write-only key (no value shown)."""
+        ...
+
+    def write(self, value: str) -> ChangeStatus:
+        """ChangeConfiguration of the key."""
+        ...
+
+
 class ConfigStore:
     """The charge point's configuration keys, persisted in the station database."""
 
@@ -174,6 +188,7 @@ class ConfigStore:
                 raise StoreError(f"invalid default for OCPP configuration key {key}: {value!r}")
             self._defaults[key] = normal
         self._values = dict(self._defaults)
+        self._hooks: dict[str, KeyHook] = {}
         for key, value in conn.execute("SELECT key, value FROM config_values"):
             spec = self._specs.get(key)
             # A stored value from an older build that no longer validates falls back silently
@@ -194,6 +209,12 @@ class ConfigStore:
             spec = self._specs.get(name)
             if spec is None:
                 unknown.append(name)
+            elif name in self._hooks:
+                entry: dict[str, Any] = {"key": name, "readonly": spec.readonly}
+                shown = self._hooks[name].read()
+                if shown is not None:
+                    entry["value"] = shown
+                known.append(entry)
             else:
                 known.append({"key": name, "readonly": spec.readonly, "value": self._values[name]})
         return known, unknown
@@ -205,6 +226,11 @@ class ConfigStore:
             return "NotSupported"
         if spec.readonly:
             return "Rejected"
+        hook = self._hooks.get(key)
+        if hook is not None:
+            if not isinstance(value, str) or len(value) > _VALUE_MAX_LENGTH:
+                return "Rejected"
+            return hook.write(value)
         normal = self._normalise(spec, value)
         if normal is None:
             return "Rejected"
@@ -215,8 +241,28 @@ class ConfigStore:
         self._values[key] = normal
         return "RebootRequired" if spec.reboot_required else "Accepted"
 
+    def attach(self, spec: KeySpec, hook: KeyHook | None = None) -> None:
+        """Add a key after construction (the security extension's); with `hook`, its value and
+        changes are the hook's, otherwise it is stored like the standard keys."""
+        self._specs[spec.name] = spec
+        self._defaults[spec.name] = spec.default
+        self._values[spec.name] = spec.default
+        if hook is not None:
+            self._hooks[spec.name] = hook
+            return
+        row = self._conn.execute(
+            "SELECT value FROM config_values WHERE key = ?", (spec.name,)
+        ).fetchone()
+        if row is not None and not spec.readonly:
+            normal = self._normalise(spec, row[0])
+            if normal is not None:
+                self._values[spec.name] = normal
+
     def value(self, key: str) -> str:
         """The raw string value of a known key."""
+        hook = self._hooks.get(key)
+        if hook is not None:
+            return hook.read() or ""
         if key not in self._values:
             raise StoreError(f"unknown OCPP configuration key: {key!r}")
         return self._values[key]

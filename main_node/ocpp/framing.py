@@ -102,6 +102,8 @@ _RANGES: dict[str, tuple[float, float]] = {
 # the validator does not check, and a handler must not be the first to parse them.
 _DATE_FIELDS = frozenset(
     {"retrieveDate", "startTime", "stopTime", "expiryDate", "startSchedule", "validFrom", "validTo"}
+    # the security whitepaper's SignedUpdateFirmware.firmware and GetLog.log
+    | {"retrieveDateTime", "installDateTime", "oldestTimestamp", "latestTimestamp"}
 )
 
 # An action the station knows: every OCPP 1.6 action (core, the feature profiles and the

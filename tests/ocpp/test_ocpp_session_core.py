@@ -173,7 +173,7 @@ async def test_bad_frames_get_ocpp16_call_errors_and_station_keeps_running_ocpp_
             # 4.2.3: NotImplemented = action not known; NotSupported = known, not supported.
             ('[2,"u5","NoSuchAction",{}]', "u5", "NotImplemented"),
             (
-                '[2,"u6","GetLog",{"log":{},"logType":"DiagnosticsLog","requestId":1}]',
+                '[2,"u6","LogStatusNotification",{"status":"Idle"}]',  # the CP's own CALL
                 "u6",
                 "NotSupported",
             ),
