@@ -1,0 +1,327 @@
+"""A small OCPP 2.0.1 central system built on `ocpp.v201`, for tests and `chargeport sim`.
+
+It accepts BootNotification, records StatusNotifications per EVSE, answers Authorize from a
+set of accepted tokens, records TransactionEvents per transaction (the station generates the
+ids), NotifyReport / NotifyEvent / ReportChargingProfiles, and sends commands to a connected
+charging station. Security profile 1 (Basic auth) is optional. The 1.6 one is `csms.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import websockets
+from ocpp.routing import on as _untyped_on
+from ocpp.v201 import ChargePoint as _V201ChargePoint
+from ocpp.v201 import call, call_result
+from ocpp.v201.enums import Action
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from chargeport.tasks import OwnedTasks
+
+__all__ = ["CentralSystem201", "Csms201Connection", "Transaction201"]
+
+log = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def on(action: Action) -> Callable[[_F], _F]:
+    """`ocpp.routing.on`, typed."""
+    decorator: Callable[[_F], _F] = _untyped_on(action)
+    return decorator
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Transaction201:
+    """One transaction as the CSMS saw it (all its TransactionEvents, in arrival order)."""
+
+    transaction_id: str
+    evse_id: int
+    id_token: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stopped_reason: str | None = None
+    remote_start_id: int | None = None
+
+    @property
+    def ended(self) -> bool:
+        return any(e["event_type"] == "Ended" for e in self.events)
+
+    def energy_wh(self, event_type: str) -> float | None:
+        """The Energy.Active.Import.Register of the first `event_type` event that has one."""
+        for event in self.events:
+            if event["event_type"] != event_type:
+                continue
+            for mv in event.get("meter_value") or []:
+                for sv in mv["sampled_value"]:
+                    if sv.get("measurand", "Energy.Active.Import.Register") == (
+                        "Energy.Active.Import.Register"
+                    ):
+                        return float(sv["value"])
+        return None
+
+
+class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
+    """One connected charging station, seen from the central system."""
+
+    def __init__(self, cp_id: str, ws: ServerConnection, csms: CentralSystem201) -> None:
+        super().__init__(cp_id, ws, response_timeout=csms.response_timeout)
+        self.csms = csms
+
+    def _record(self, action: str, payload: dict[str, Any]) -> None:
+        self.csms.messages.append((action, payload))
+        self.csms.changed()
+
+    @on(Action.boot_notification)
+    def on_boot(self, **kw: Any) -> Any:
+        self._record("BootNotification", kw)
+        return call_result.BootNotification(
+            current_time=_now(), interval=self.csms.boot_interval, status=self.csms.boot_status
+        )
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **kw: Any) -> Any:
+        self._record("Heartbeat", kw)
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.status_notification)
+    def on_status(self, evse_id: int, connector_status: str, **kw: Any) -> Any:
+        self.csms.statuses.append((evse_id, connector_status))
+        self._record("StatusNotification", {"evse_id": evse_id, "status": connector_status})
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **kw: Any) -> Any:
+        self._record("Authorize", {"id_token": id_token})
+        return call_result.Authorize(id_token_info=self.csms.token_info(id_token["id_token"]))
+
+    @on(Action.transaction_event)
+    def on_transaction_event(self, **kw: Any) -> Any:
+        info = kw["transaction_info"]
+        tx_id = info["transaction_id"]
+        evse = (kw.get("evse") or {}).get("id", 0)
+        tx = self.csms.transactions.setdefault(tx_id, Transaction201(tx_id, evse))
+        tx.events.append(kw)
+        if info.get("stopped_reason"):
+            tx.stopped_reason = info["stopped_reason"]
+        if info.get("remote_start_id") is not None:
+            tx.remote_start_id = info["remote_start_id"]
+        token = kw.get("id_token")
+        self._record("TransactionEvent", kw)
+        if token is None:
+            return call_result.TransactionEvent()
+        tx.id_token = token["id_token"]
+        return call_result.TransactionEvent(id_token_info=self.csms.token_info(token["id_token"]))
+
+    @on(Action.notify_report)
+    def on_notify_report(self, **kw: Any) -> Any:
+        self._record("NotifyReport", kw)
+        return call_result.NotifyReport()
+
+    @on(Action.notify_event)
+    def on_notify_event(self, **kw: Any) -> Any:
+        self._record("NotifyEvent", kw)
+        return call_result.NotifyEvent()
+
+    @on(Action.report_charging_profiles)
+    def on_report_charging_profiles(self, **kw: Any) -> Any:
+        self._record("ReportChargingProfiles", kw)
+        return call_result.ReportChargingProfiles()
+
+    @on(Action.firmware_status_notification)
+    def on_fw_status(self, status: str, **kw: Any) -> Any:
+        self._record("FirmwareStatusNotification", {"status": status})
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, **kw: Any) -> Any:
+        self._record("LogStatusNotification", {"status": status, **kw})
+        return call_result.LogStatusNotification()
+
+    @on(Action.security_event_notification)
+    def on_security_event(self, **kw: Any) -> Any:
+        self._record("SecurityEventNotification", kw)
+        return call_result.SecurityEventNotification()
+
+
+class CentralSystem201:
+    """The 2.0.1 central system: a websockets server plus what it recorded."""
+
+    def __init__(
+        self,
+        accepted_tags: Iterable[str] = ("TAG-OK",),
+        *,
+        boot_status: str = "Accepted",
+        boot_interval: int = 300,
+        password: str = "",
+        response_timeout: float = 10.0,
+    ) -> None:
+        self.accepted_tags = {t.casefold() for t in accepted_tags}
+        self.boot_status = boot_status
+        self.boot_interval = boot_interval
+        self.password = password
+        self.response_timeout = response_timeout
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.statuses: list[tuple[int, str]] = []
+        self.transactions: dict[str, Transaction201] = {}
+        self.connections: dict[str, Csms201Connection] = {}
+        self.connects = 0
+        self.request_ids = itertools.count(1)
+        self._server: Server | None = None
+        self._changed = asyncio.Condition()
+        self._tasks = OwnedTasks(log)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await serve(
+            self._handler,
+            "127.0.0.1",
+            port or self.port,
+            subprotocols=[Subprotocol("ocpp2.0.1")],
+            process_request=self._check_auth,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        await self._tasks.cancel_all()
+
+    async def __aenter__(self) -> CentralSystem201:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
+        if not self.password:
+            return None
+        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        conn = Csms201Connection(cp_id, ws, self)
+        self.connections[cp_id] = conn
+        self.connects += 1
+        self.changed()
+        try:
+            await conn.start()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if self.connections.get(cp_id) is conn:
+                del self.connections[cp_id]
+            self.changed()
+
+    # ------------------------------------------------------------ records
+
+    def changed(self) -> None:
+        self._tasks.spawn(self._notify(), "csms201-notify")
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy; returns its value."""
+        async with asyncio.timeout(within_s):
+            async with self._changed:
+                while not (value := predicate()):
+                    await self._changed.wait()
+                return value
+
+    def token_info(self, id_token: str) -> dict[str, Any]:
+        ok = id_token.casefold() in self.accepted_tags
+        return {"status": "Accepted" if ok else "Invalid"}
+
+    def actions(self, name: str) -> list[dict[str, Any]]:
+        return [p for a, p in self.messages if a == name]
+
+    def last_status(self, evse_id: int) -> str | None:
+        found = [s for e, s in self.statuses if e == evse_id]
+        return found[-1] if found else None
+
+    def transaction_on(self, evse_id: int) -> Transaction201 | None:
+        """The latest transaction seen on an EVSE."""
+        found = [t for t in self.transactions.values() if t.evse_id == evse_id]
+        return found[-1] if found else None
+
+    async def connection(
+        self, cp_id: str | None = None, within_s: float = 10.0
+    ) -> Csms201Connection:
+        def pick() -> Csms201Connection | None:
+            if cp_id is not None:
+                return self.connections.get(cp_id)
+            return next(iter(self.connections.values()), None)
+
+        found: Csms201Connection = await self.wait_for(pick, within_s)
+        return found
+
+    async def send(self, payload: Any, cp_id: str | None = None) -> Any:
+        """Send a CALL to the station; the typed CALLRESULT (OCPPError on a CALLERROR)."""
+        conn = await self.connection(cp_id)
+        return await conn.call(payload, suppress=False)
+
+    # ------------------------------------------------------------ commands
+
+    async def request_start(self, id_token: str, evse_id: int | None = None) -> Any:
+        return await self.send(
+            call.RequestStartTransaction(
+                id_token={"id_token": id_token, "type": "Central"},
+                remote_start_id=next(self.request_ids),
+                evse_id=evse_id,
+            )
+        )
+
+    async def request_stop(self, transaction_id: str) -> Any:
+        return await self.send(call.RequestStopTransaction(transaction_id=transaction_id))
+
+    async def get_variables(self, *items: tuple[str, str]) -> list[dict[str, Any]]:
+        result = await self.send(
+            call.GetVariables(
+                get_variable_data=[
+                    {"component": {"name": c}, "variable": {"name": v}} for c, v in items
+                ]
+            )
+        )
+        found: list[dict[str, Any]] = result.get_variable_result
+        return found
+
+    async def set_variable(self, component: str, variable: str, value: str) -> str:
+        result = await self.send(
+            call.SetVariables(
+                set_variable_data=[
+                    {
+                        "attribute_value": value,
+                        "component": {"name": component},
+                        "variable": {"name": variable},
+                    }
+                ]
+            )
+        )
+        return str(result.set_variable_result[0]["attribute_status"])

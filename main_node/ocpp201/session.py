@@ -1,0 +1,833 @@
+"""The OCPP 2.0.1 session: connection with backoff, boot, heartbeat, statuses per EVSE,
+TransactionEvents journaled before sending, meter values, limits (2.0.1 Part 2 B, E, G, J, K).
+
+Theory of operation (the same shape as the 1.6 session in `main_node.ocpp.client`):
+
+- One `Session201` runs for the life of the main. It watches every port alike (EVSE n = port
+  n, connector 1), folds session events into TransactionEvents (`tx_events.EvseTx`, pure) and
+  journals them in SQLite before anything is sent, so a restart loses none.
+- BootNotification once per process until Accepted; nothing but it goes out before (B01,
+  B02/B03 Pending/Rejected retried after the interval). A reconnect sends no new boot.
+- One sender per connection serialises CALLs (OCPP-J: one outstanding CALL): journaled
+  TransactionEvents first in order, then live messages (StatusNotification, Heartbeat,
+  NotifyEvent, NotifyReport, ...). Offline, live messages are dropped; statuses are resent
+  after a reconnect.
+- Protocol-neutral pieces are reused, not copied: the authorization list and cache
+  (`main_node.ocpp.auth`), reservations, the composite-limit engine (`smart_charging`),
+  availability and connector status trackers, the meter value builder, `WriteBacklog`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import itertools
+import logging
+import sqlite3
+import ssl
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from ocpp.v201 import call
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from chargeport.clock import Clock, RealClock
+from chargeport.port import (
+    ChargePort,
+    MeterValue,
+    PortError,
+    PortErrorEvent,
+    PortEvent,
+    SessionEvent,
+    SessionEventType,
+    StopReason,
+)
+from chargeport.tasks import RestartPolicy, supervise
+from main_node.ocpp.auth import AuthStore
+from main_node.ocpp.availability import AvailabilityStore
+from main_node.ocpp.connector_status import ConnectorStatusTracker
+from main_node.ocpp.db import format_datetime, parse_datetime, to_wire
+from main_node.ocpp.endpoint import csms_endpoint
+from main_node.ocpp.framing import MAX_FRAME_BYTES
+from main_node.ocpp.journal import WriteBacklog
+from main_node.ocpp.reservations import ReservationStore
+from main_node.ocpp.smart_charging import ProfileStore
+from main_node.ocpp201.device_model import DeviceModel, VarKey, catalog
+from main_node.ocpp201.journal import EventJournal
+from main_node.ocpp201.profiles import profile_to_engine, tx_number
+from main_node.ocpp201.rpc import SUBPROTOCOL, CallRefused, Rpc
+from main_node.ocpp201.tx_events import EvseTx, TxPoints, meter_value
+from system_aggregator.api import StationSystem
+
+__all__ = ["Offline", "Options201", "Session201", "connector_status"]
+
+log = logging.getLogger(__name__)
+
+_LOOP_POLICY = RestartPolicy(initial_s=0.2, max_s=5.0, budget=5, window_s=60.0)
+_LINK_ERRORS = (OSError, TimeoutError, websockets.WebSocketException)
+MAX_INTERVAL_S = 7 * 24 * 3600
+
+# 1.6 connector status (the shared tracker) -> 2.0.1 ConnectorStatusEnumType (G01).
+_STATUS = {
+    "Available": "Available",
+    "Preparing": "Occupied",
+    "Charging": "Occupied",
+    "SuspendedEV": "Occupied",
+    "SuspendedEVSE": "Occupied",
+    "Finishing": "Occupied",
+    "Reserved": "Reserved",
+    "Unavailable": "Unavailable",
+    "Faulted": "Faulted",
+}
+
+
+def connector_status(status_16: str) -> str:
+    return _STATUS.get(status_16, "Unavailable")
+
+
+class Offline(Exception):
+    """A CALL that needs the CSMS while there is no accepted connection."""
+
+
+@dataclass(frozen=True)
+class Options201:
+    """Connection settings; `time_scale` shrinks every OCPP interval (tests use < 1)."""
+
+    url: str
+    station_id: str
+    vendor: str = "chargeport"
+    model: str = "chargeport-4"
+    serial: str = ""
+    firmware_version: str = ""
+    basic_auth_password: str = ""  # security profile 1
+    ca_file: str = ""  # security profile 2: wss:// verified against this CA
+    response_timeout_s: float = 30.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    time_scale: float = 1.0
+    limit_refresh_s: float = 30.0
+    heartbeat_interval_s: int = 300
+    meter_value_sample_interval_s: int = 60
+    boot_reason: str = "PowerUp"
+
+
+class Session201:
+    """The station's one OCPP 2.0.1 charging-station session."""
+
+    def __init__(
+        self,
+        options: Options201,
+        ports: Mapping[int, ChargePort],
+        conn: sqlite3.Connection,
+        *,
+        system: StationSystem | None = None,
+        limit_sink: Callable[[int, float | None], None] | None = None,
+        clock: Clock | None = None,
+        on_connection: Callable[[bool], None] | None = None,
+        new_tx_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.options = options
+        self.ports = ports
+        self.conn = conn
+        self.system = system
+        self.clock = clock or RealClock()
+        self._limit_sink = limit_sink
+        self._on_connection = on_connection
+        profile = 2 if options.url.startswith("wss://") else 1 if options.basic_auth_password else 0
+        self.device = DeviceModel(
+            conn,
+            catalog(
+                ports,
+                heartbeat_s=options.heartbeat_interval_s,
+                sample_s=options.meter_value_sample_interval_s,
+                security_profile=profile,
+                station_id=options.station_id,
+                vendor=options.vendor,
+                model=options.model,
+            ),
+            live=self._live_value,
+        )
+        self.auth = AuthStore(conn)
+        self.availability = AvailabilityStore(conn, len(ports))
+        self.reservations = ReservationStore(conn)
+        self.journal = EventJournal(conn)
+        self.backlog = WriteBacklog()
+        self.trackers: dict[int, ConnectorStatusTracker] = {}
+        self.latest_meter: dict[int, MeterValue] = {}
+        new_id = new_tx_id or (lambda: str(uuid.uuid4()))
+        self.evses = {cid: EvseTx(cid, new_id) for cid in ports}
+        for evse, record in self.journal.open_transactions().items():
+            if evse in self.evses:
+                self.evses[evse].restore(record)
+        self.profiles = ProfileStore(
+            conn,
+            lambda cid: cid in self.evses and self.evses[cid].tx is not None,
+            number_of_connectors=len(ports),
+            max_current_a=max((p.info.max_current_a for p in ports.values()), default=32.0),
+            transaction_of=self.profile_tx_number,
+        )
+        self.connected = asyncio.Event()
+        self.boot_count = 0
+        self.firmware_status = "Idle"
+        self._rpc: Rpc | None = None
+        self._boot_accepted = False
+        self._live: asyncio.Queue[tuple[Any, asyncio.Future[Any] | None]] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._hb_wake = asyncio.Event()
+        self._meter_wake = asyncio.Event()
+        self._limits_wake = asyncio.Event()
+        self._last_limits: dict[int, float | None] = {}
+        self._last_status: dict[int, str] = {}
+        self._next_sample: dict[int, float] = {}
+        self._event_ids = itertools.count(1)
+        self._pending_profiles: dict[int, dict[str, Any]] = {}
+        self._idle = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+
+    # ------------------------------------------------------------ facts
+
+    def now(self) -> float:
+        return self.clock.time()
+
+    @property
+    def online(self) -> bool:
+        return self._rpc is not None and self.connected.is_set()
+
+    def _real_s(self, simulated_s: float) -> float:
+        return simulated_s * self.options.time_scale / self.clock.speed
+
+    def interval(self, component: str, variable: str, instance: str | None = None) -> float:
+        """An interval variable in seconds (0 = off), capped at a week."""
+        return float(
+            min(max(0, self.device.int_value(component, variable, instance)), MAX_INTERVAL_S)
+        )
+
+    def status_of(self, evse: int) -> str:
+        tracker = self.trackers.get(evse)
+        status = connector_status(tracker.current.status) if tracker else "Unavailable"
+        if status == "Available" and self.reservations.for_connector(evse, self.now()):
+            return "Reserved"
+        return status
+
+    def _live_value(self, key: VarKey) -> str | None:
+        if key.variable == "AvailabilityState":
+            if key.component == "ChargingStation":
+                return "Available" if self.operative(0) else "Unavailable"
+            if key.evse is not None:
+                return self.status_of(key.evse)
+        if key.component == "LocalAuthListCtrlr" and key.variable == "Entries":
+            return str(self.auth.local_list_size())
+        if key.component == "SmartChargingCtrlr" and key.variable == "Entries":
+            return str(len(self.profiles.profiles()))
+        if key.component == "EVSE" and key.variable == "Available" and key.evse is not None:
+            return "true" if self.operative(key.evse) else "false"
+        return None
+
+    def operative(self, cid: int) -> bool:
+        return self.availability.effective(cid) == "Operative"
+
+    def transaction_id(self, evse: int) -> str | None:
+        tx = self.evses[evse].tx if evse in self.evses else None
+        return None if tx is None else tx.tx_id
+
+    def evse_of_transaction(self, tx_id: str) -> int | None:
+        return next((e for e, x in self.evses.items() if x.tx and x.tx.tx_id == tx_id), None)
+
+    def profile_tx_number(self, evse: int) -> int | None:
+        """The number the shared profile engine knows a 2.0.1 transactionId by."""
+        tx_id = self.transaction_id(evse)
+        return None if tx_id is None else tx_number(tx_id)
+
+    def transaction_start(self, evse: int) -> float | None:
+        tx = self.evses[evse].tx if evse in self.evses else None
+        return None if tx is None else tx.started
+
+    def points(self) -> TxPoints:
+        return TxPoints(
+            frozenset(self.device.list_value("TxCtrlr", "TxStartPoint")),
+            frozenset(self.device.list_value("TxCtrlr", "TxStopPoint")),
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Run until cancelled: port watchers, meter and limit loops, the connection."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            for cid, port in sorted(self.ports.items()):
+                self._supervised(tg, functools.partial(self._watch_port, cid, port), cid)
+            self._supervised(tg, self._meter_loop, "meter")
+            self._supervised(tg, self._limit_loop, "limits")
+            self._supervised(tg, self._storage_loop, "storage")
+            if self.options.url:
+                tg.create_task(self._connection_loop())
+
+    def _supervised(
+        self, tg: asyncio.TaskGroup, factory: Callable[[], Coroutine[Any, Any, None]], name: object
+    ) -> None:
+        tg.create_task(supervise(factory, f"ocpp201-{name}", log, _LOOP_POLICY))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the session's task group; its failure is logged, not fatal."""
+        assert self._tg is not None, "session not running"
+        self._tg.create_task(self._guard(coro))
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except (Offline, PortError, CallRefused, TimeoutError, OSError) as exc:
+            log.warning("background OCPP 2.0.1 work failed: %s", exc)
+        except websockets.ConnectionClosed:
+            log.info("connection closed during background OCPP work")
+
+    # ------------------------------------------------------------ connection
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "subprotocols": [Subprotocol(SUBPROTOCOL)],
+            "open_timeout": 10,
+            "max_size": MAX_FRAME_BYTES,
+        }
+        if self.options.basic_auth_password:
+            token = f"{self.options.station_id}:{self.options.basic_auth_password}"
+            basic = base64.b64encode(token.encode()).decode()
+            kwargs["additional_headers"] = {"Authorization": f"Basic {basic}"}
+        if self.options.url.startswith("wss://"):
+            kwargs["ssl"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+        return kwargs
+
+    async def _connection_loop(self) -> None:
+        delay = self.options.backoff_initial_s
+        url = csms_endpoint(self.options.url, self.options.station_id)
+        while True:
+            try:
+                async with connect(url, **self._connect_kwargs()) as ws:
+                    delay = self.options.backoff_initial_s
+                    await self._serve(ws)
+            except* _LINK_ERRORS as group:
+                log.info("CSMS connection lost or refused: %s", group.exceptions[0])
+            except* Exception as group:  # a bug of ours: logged, the connection retried
+                log.error("OCPP 2.0.1 connection failed", exc_info=group.exceptions[0])
+            finally:
+                self._rpc = None
+                if self.connected.is_set() and self._on_connection is not None:
+                    self._on_connection(False)
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.options.backoff_max_s)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        from main_node.ocpp201.handlers import handlers
+
+        rpc = Rpc(
+            ws.send,
+            handlers(self),
+            self.spawn,
+            response_timeout_s=self.options.response_timeout_s,
+        )
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._reader(ws, rpc))
+            if not self._boot_accepted:
+                await self._boot(rpc)
+            self._rpc = rpc
+            self.connected.set()
+            if self._on_connection is not None:
+                self._on_connection(True)
+            self._last_status.clear()  # every status again after a (re)connect (G01)
+            self._queue_statuses()
+            tg.create_task(self._sender_loop(rpc))
+            tg.create_task(self._heartbeat_loop())
+
+    async def _reader(self, ws: ClientConnection, rpc: Rpc) -> None:
+        async for raw in ws:
+            await rpc.route(raw)
+        raise websockets.ConnectionClosedOK(None, None)
+
+    async def _boot(self, rpc: Rpc) -> None:
+        """BootNotification until Accepted (B01); Pending / Rejected wait the interval."""
+        while True:
+            self.boot_count += 1
+            station: dict[str, Any] = {"model": self.options.model}
+            station["vendor_name"] = self.options.vendor
+            if self.options.serial:
+                station["serial_number"] = self.options.serial
+            if self.options.firmware_version:
+                station["firmware_version"] = self.options.firmware_version
+            result = await rpc.call(
+                call.BootNotification(charging_station=station, reason=self.options.boot_reason)
+            )
+            interval = result.interval if 0 < result.interval <= MAX_INTERVAL_S else 0
+            if result.status == "Accepted":
+                if interval > 0:
+                    self.device.set(VarKey("OCPPCommCtrlr", "HeartbeatInterval"), str(interval))
+                self._boot_accepted = True
+                return
+            wait = interval or 30
+            log.info("BootNotification %s; retrying in %d s", result.status, wait)
+            await asyncio.sleep(self._real_s(wait))
+
+    async def async_boot_again(self) -> None:
+        if self._rpc is not None:
+            await self._boot(self._rpc)
+
+    # ------------------------------------------------------------ the sender
+
+    async def _sender_loop(self, rpc: Rpc) -> None:
+        while True:
+            entry = None if self.backlog else self.journal.next_due(self.now())
+            if entry is not None:
+                await self._deliver(rpc, entry)
+                continue
+            if not self._live.empty():
+                payload, fut = self._live.get_nowait()
+                await self._send_live(rpc, payload, fut)
+                continue
+            self._wake.clear()
+            retry = self.interval("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._real_s(max(0.5, retry / 4))):
+                    await self._wake.wait()
+
+    async def _deliver(self, rpc: Rpc, entry: Any) -> None:
+        try:
+            result = await rpc.call(call.TransactionEvent(**_snake(entry.payload)))
+        except (CallRefused, TimeoutError) as exc:
+            log.warning("TransactionEvent not processed by the CSMS: %s", exc)
+            attempts = self.device.int_value("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent")
+            retry = self.interval("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")
+            now = self.now()
+            self.backlog.run(
+                "failed attempt of TransactionEvent",
+                lambda: self.journal.mark_failed_attempt(entry.id, now, attempts, retry),
+            )
+            return
+        self.backlog.run(
+            "delivery of TransactionEvent", lambda: self.journal.mark_delivered(entry.id)
+        )
+        info = to_wire(result.id_token_info)
+        token = entry.payload.get("idToken")
+        if isinstance(info, dict) and isinstance(token, dict):
+            self._cache(token, info)
+            if info.get("status") != "Accepted":
+                self._invalid_token(entry.evse, entry.tx_id)
+
+    def _invalid_token(self, evse: int, tx_id: str) -> None:
+        """E05: the CSMS refused the token of a running transaction (StopTxOnInvalidId)."""
+        if self.transaction_id(evse) == tx_id and self.device.bool_value(
+            "TxCtrlr", "StopTxOnInvalidId"
+        ):
+            self.spawn(self.ports[evse].stop_transaction(StopReason.DE_AUTHORIZED))
+
+    async def _send_live(self, rpc: Rpc, payload: Any, fut: asyncio.Future[Any] | None) -> None:
+        try:
+            result = await rpc.call(payload)
+        except (CallRefused, TimeoutError) as exc:
+            log.warning("%s not accepted: %s", type(payload).__name__, exc)
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+            return
+        except BaseException as exc:
+            if fut is not None and not fut.done():
+                fut.set_exception(Offline(str(exc)))
+            raise
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    async def request(self, payload: Any) -> Any:
+        """A live CALL through the sender; `Offline` without a connection."""
+        if not self.online:
+            raise Offline(type(payload).__name__)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._live.put_nowait((payload, fut))
+        self._wake.set()
+        return await fut
+
+    def post(self, payload: Any) -> None:
+        """A live CALL nobody waits for; dropped while offline."""
+        if self.online:
+            self._live.put_nowait((payload, None))
+            self._wake.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._hb_wake.clear()
+            interval = self.interval("OCPPCommCtrlr", "HeartbeatInterval") or 3600.0
+            try:
+                async with asyncio.timeout(self._real_s(interval)):
+                    await self._hb_wake.wait()
+            except TimeoutError:
+                self.post(call.Heartbeat())
+
+    def variable_changed(self, key: VarKey) -> None:
+        """A SetVariables result applies at once (B05.FR.xx): wake the loop that reads it."""
+        if key.component == "OCPPCommCtrlr" and key.variable == "HeartbeatInterval":
+            self._hb_wake.set()
+        elif key.component in ("SampledDataCtrlr", "AlignedDataCtrlr"):
+            self._meter_wake.set()
+
+    # ------------------------------------------------------------ statuses (G01) and events
+
+    def status_payload(self, evse: int) -> Any:
+        return call.StatusNotification(
+            timestamp=format_datetime(self.now()),
+            connector_status=self.status_of(evse),
+            evse_id=evse,
+            connector_id=1,
+        )
+
+    def status_changed(self, evse: int) -> None:
+        status = self.status_of(evse)
+        if self._last_status.get(evse) != status and self.online:
+            self._last_status[evse] = status
+            self.post(self.status_payload(evse))
+
+    def _queue_statuses(self) -> None:
+        for evse in sorted(self.trackers):
+            self.status_changed(evse)
+
+    def _notify_fault(self, evse: int, error: PortErrorEvent) -> None:
+        """A port fault (or its end) as NotifyEvent (N07) on the Connector's Problem."""
+        data: dict[str, Any] = {
+            "event_id": next(self._event_ids),
+            "timestamp": format_datetime(self.now()),
+            "trigger": "Delta",
+            "actual_value": "true" if error.active else "false",
+            "tech_code": error.code.value[:50],
+            "tech_info": error.message[:500] or None,
+            "cleared": not error.active,
+            "event_notification_type": "HardWiredNotification",
+            "component": {"name": "Connector", "evse": {"id": evse, "connector_id": 1}},
+            "variable": {"name": "Problem"},
+        }
+        self.post(
+            call.NotifyEvent(generated_at=format_datetime(self.now()), seq_no=0, event_data=[data])
+        )
+
+    # ------------------------------------------------------------ ports
+
+    async def _watch_port(self, evse: int, port: ChargePort) -> None:
+        stream = port.events()
+        try:
+            snapshot = await port.status()
+        except PortError:
+            snapshot = None
+        self.trackers[evse] = ConnectorStatusTracker(snapshot, link_up=snapshot is not None)
+        if snapshot is not None and snapshot.meter is not None:
+            self.latest_meter[evse] = snapshot.meter
+        if snapshot is not None and not port.info.remote and not snapshot.transaction_id:
+            self._close_lost(evse)
+        if not self.operative(evse):
+            with contextlib.suppress(PortError):
+                await port.disable()
+        self.status_changed(evse)
+        async for event in stream:
+            try:
+                self.on_port_event(evse, event)
+            except Exception:  # one event can fail only itself (crash-only)
+                log.exception("EVSE %d: event %s not handled", evse, type(event.body).__name__)
+
+    def _close_lost(self, evse: int) -> None:
+        """The local board restarted with the main: its open transaction ended (PowerLoss)."""
+        machine = self.evses[evse]
+        if machine.tx is None:
+            return
+        mv = self.latest_meter.get(evse)
+        end = self._meter(evse, "Transaction.End", "TxEndedMeasurands", mv)
+        payload = machine._event(
+            "Ended",
+            "AbnormalCondition",
+            self.now(),
+            not self.online,
+            end,
+            stoppedReason="PowerLoss",
+        )
+        machine.tx = None
+        self.backlog.run(
+            f"end of EVSE {evse}'s lost transaction",
+            lambda: self.journal.enqueue(evse, [payload], None),
+        )
+        self._wake.set()
+
+    def on_port_event(self, evse: int, event: PortEvent) -> None:
+        body = event.body
+        tracker = self.trackers.get(evse)
+        if tracker is not None and tracker.apply(body) is not None:
+            self.status_changed(evse)
+        if isinstance(body, MeterValue):
+            self.latest_meter[evse] = body
+        elif isinstance(body, SessionEvent):
+            self._on_session(evse, body, event.timestamp)
+        elif isinstance(body, PortErrorEvent):
+            self._notify_fault(evse, body)
+
+    def _meter(
+        self, evse: int, context: str, variable: str, mv: MeterValue | None
+    ) -> dict[str, Any] | None:
+        if mv is None or not self.device.bool_value("SampledDataCtrlr", "Enabled"):
+            return None
+        measurands = self.device.list_value("SampledDataCtrlr", variable)
+        return meter_value(self.now(), mv, context, measurands)
+
+    def _on_session(self, evse: int, ev: SessionEvent, ts: float) -> None:
+        machine = self.evses[evse]
+        data = ev.transaction
+        if data is not None and data.meter_wh is not None:
+            mv = self.latest_meter.get(evse)
+            if mv is None or mv.energy_wh != data.meter_wh:
+                mv = MeterValue(energy_wh=data.meter_wh, power_w=0.0)
+            self.latest_meter[evse] = mv
+        if ev.type is SessionEventType.AUTH_REQUIRED and data is not None and data.id_tag:
+            self.spawn(self.async_present(evse, data.id_tag))
+            return
+        mv = self.latest_meter.get(evse)
+        before = machine.tx
+        payloads = machine.on_event(
+            ev.type,
+            data,
+            self.points(),
+            self.now(),
+            not self.online,
+            begin=self._meter(evse, "Transaction.Begin", "TxStartedMeasurands", mv),
+            end=self._meter(evse, "Transaction.End", "TxEndedMeasurands", mv),
+        )
+        if data is not None and data.reservation_id is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.reservations.remove(data.reservation_id)
+        if not payloads:
+            if machine.tx is not None:
+                record = machine.tx
+                self.backlog.run("open transaction", lambda: self.journal.save_open(evse, record))
+            return
+        record_after = machine.tx
+        self.backlog.run(
+            f"TransactionEvent on EVSE {evse}",
+            lambda: self.journal.enqueue(evse, payloads, record_after),
+        )
+        if before is None and machine.tx is not None:
+            self._install_pending_profile(evse, machine.tx.tx_id)
+            self._next_sample[evse] = self.now() + self.interval(
+                "SampledDataCtrlr", "TxUpdatedInterval"
+            )
+            self._meter_wake.set()
+        if before is not None and machine.tx is None:
+            self._next_sample.pop(evse, None)
+            self.profiles.transaction_ended(evse)
+            self._idle.set()
+            self.spawn(self._apply_scheduled_availability(evse))
+        self._limits_wake.set()
+        self._wake.set()
+
+    async def _apply_scheduled_availability(self, evse: int) -> None:
+        busy = {e for e, m in self.evses.items() if m.tx is not None}
+        await self.apply_availability(self.availability.transaction_ended(evse, busy))
+
+    async def apply_availability(self, changes: Mapping[int, str]) -> None:
+        for cid, state in sorted(changes.items()):
+            targets = sorted(self.ports) if cid == 0 else [cid]
+            for target in targets:
+                port = self.ports.get(target)
+                if port is None:
+                    continue
+                try:
+                    await (port.enable() if state == "Operative" else port.disable())
+                except PortError as exc:
+                    log.warning("availability change on EVSE %d failed: %s", target, exc)
+
+    # ------------------------------------------------------------ authorization (C)
+
+    def _cache(self, token: dict[str, Any], info: dict[str, Any]) -> None:
+        if not self.device.bool_value("AuthCacheCtrlr", "Enabled"):
+            return
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            self.auth.cache_put(str(token.get("idToken", ""))[:20], as_v16_info(info), self.now())
+
+    def local_info(self, id_token: str) -> dict[str, Any] | None:
+        return self.auth.lookup(
+            id_token,
+            self.now(),
+            use_list=self.device.bool_value("LocalAuthListCtrlr", "Enabled"),
+            use_cache=self.device.bool_value("AuthCacheCtrlr", "Enabled"),
+        )
+
+    async def authorize_token(self, token: dict[str, Any]) -> str:
+        """C01 / C12: local list and cache when LocalPreAuthorize, else Authorize; offline rules."""
+        tag = str(token.get("idToken", ""))
+        known = self.local_info(tag)
+        if known is not None and self.device.bool_value("AuthCtrlr", "LocalPreAuthorize"):
+            if known.get("status") == "Accepted":
+                return "Accepted"
+        if self.online:
+            try:
+                result = await self.request(call.Authorize(id_token=token))
+            except (Offline, CallRefused, TimeoutError):
+                pass
+            else:
+                info = to_wire(result.id_token_info)
+                self._cache(token, info)
+                return str(info.get("status", "Invalid"))
+        if known is not None:
+            if known.get("status") != "Accepted":
+                return str(known.get("status"))
+            if self.device.bool_value("AuthCtrlr", "LocalAuthorizeOffline"):
+                return "Accepted"
+        if self.device.bool_value("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
+            return "Accepted"
+        return "Invalid"
+
+    async def async_present(self, evse: int, tag: str) -> None:
+        """An IdToken presented at a port: stop its own transaction, or authorize a new one."""
+        token = {"idToken": tag, "type": "ISO14443"}
+        machine = self.evses[evse]
+        if machine.tx is not None and machine.tx.id_token and machine.tx.id_token["idToken"] == tag:
+            await self.ports[evse].stop_transaction(StopReason.LOCAL)
+            return
+        reserved = self.reservations.for_connector(evse, self.now())
+        if reserved is not None and not reserved.matches(tag, self.local_parent(tag)):
+            return
+        if await self.authorize_token(token) != "Accepted":
+            return
+        machine.authorize(token)
+        await self.ports[evse].authorize(tag, reserved.reservation_id if reserved else None)
+
+    def local_parent(self, tag: str) -> str | None:
+        known = self.local_info(tag)
+        parent = None if known is None else known.get("parentIdTag")
+        return parent if isinstance(parent, str) else None
+
+    # ------------------------------------------------------------ meter values (J)
+
+    async def _meter_loop(self) -> None:
+        """TxUpdatedInterval samples as TransactionEvent Updated (J02)."""
+        while True:
+            now = self.now()
+            interval = self.interval("SampledDataCtrlr", "TxUpdatedInterval")
+            due = [e for e, t in self._next_sample.items() if interval > 0 and t <= now]
+            for evse in due:
+                self._next_sample[evse] = now + interval
+                self.sample(evse, "MeterValuePeriodic", "Sample.Periodic")
+            upcoming = [t for t in self._next_sample.values()] if interval > 0 else []
+            wait = (min(upcoming) - now) if upcoming else 3600.0
+            self._meter_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._real_s(max(0.0, wait)) + 0.001):
+                    await self._meter_wake.wait()
+
+    def sample(self, evse: int, trigger: str, context: str) -> bool:
+        """Journal an Updated TransactionEvent with the EVSE's latest reading."""
+        machine = self.evses[evse]
+        if machine.tx is None:
+            return False
+        mv = self.latest_meter.get(evse)
+        meter = self._meter(evse, context, "TxUpdatedMeasurands", mv)
+        payload = machine.updated(trigger, self.now(), not self.online, meter)
+        if payload is None:
+            return False
+        record = machine.tx
+        self.backlog.run(
+            f"TransactionEvent on EVSE {evse}",
+            lambda: self.journal.enqueue(evse, [payload], record),
+        )
+        self._wake.set()
+        return True
+
+    # ------------------------------------------------------------ limits (K)
+
+    def limits_changed(self) -> None:
+        self._limits_wake.set()
+
+    async def _limit_loop(self) -> None:
+        while True:
+            self._push_limits()
+            self._limits_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.limit_refresh_s):
+                    await self._limits_wake.wait()
+
+    def _push_limits(self) -> None:
+        """Each EVSE's composite limit (0 = station max) to the energy manager, which sets it
+        on the gun through the ChargePort contract (local or satellite alike)."""
+        if self._limit_sink is None:
+            return
+        now = self.now()
+        for cid in [0, *sorted(self.ports)]:
+            if cid == 0:
+                amps = self.profiles.station_limit(now)
+            else:
+                amps = self.profiles.limit(cid, now, self.transaction_start(cid))
+            if self._last_limits.get(cid, -1.0) != amps:
+                self._limit_sink(cid, amps)
+                self._last_limits[cid] = amps
+
+    def install_profile(self, evse: int, profile: dict[str, Any]) -> str:
+        """SetChargingProfile (K01) on the shared engine; the limits follow at once."""
+        engine = profile_to_engine(profile)
+        engine["original201"] = profile
+        status = self.profiles.set(evse, engine, self.now())
+        if status == "Accepted":
+            self.limits_changed()
+        return status
+
+    def pending_profile(self, evse: int, profile: dict[str, Any]) -> None:
+        """The TxProfile of a RequestStartTransaction: installed when the transaction starts."""
+        tx_id = self.transaction_id(evse)
+        if tx_id is not None:
+            self.install_profile(evse, {**profile, "transactionId": tx_id})
+        else:
+            self._pending_profiles[evse] = profile
+
+    def _install_pending_profile(self, evse: int, tx_id: str) -> None:
+        profile = self._pending_profiles.pop(evse, None)
+        if (
+            profile is not None
+            and self.install_profile(evse, {**profile, "transactionId": tx_id}) != "Accepted"
+        ):
+            log.warning("TxProfile from RequestStartTransaction rejected on EVSE %d", evse)
+
+    async def wait_idle(self) -> None:
+        """Until some transaction ends (Reset OnIdle waits for all of them, B11)."""
+        self._idle.clear()
+        await self._idle.wait()
+
+    # ------------------------------------------------------------ storage
+
+    async def _storage_loop(self) -> None:
+        while True:
+            if self.backlog and not self.backlog.flush():
+                log.error("OCPP 2.0.1 storage fault: %s", self.backlog.fault)
+            await asyncio.sleep(2.0)
+
+    async def async_firmware_status(self, status: str) -> None:
+        """FirmwareStatusNotification (L01) for a rollout the aggregator reports."""
+        self.firmware_status = status
+        self.post(call.FirmwareStatusNotification(status=status))
+
+    def parse_time(self, text: str) -> float:
+        return parse_datetime(text)
+
+
+_V16_STATUS = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
+
+
+def as_v16_info(info: dict[str, Any]) -> dict[str, Any]:
+    """IdTokenInfoType -> the shared store's idTagInfo (status, expiryDate, parentIdTag)."""
+    status = str(info.get("status", "Invalid"))
+    out: dict[str, Any] = {"status": status if status in _V16_STATUS else "Invalid"}
+    if info.get("cacheExpiryDateTime"):
+        out["expiryDate"] = info["cacheExpiryDateTime"]
+    group = info.get("groupIdToken")
+    if isinstance(group, dict) and group.get("idToken"):
+        out["parentIdTag"] = str(group["idToken"])[:20]
+    return out
+
+
+def _snake(payload: dict[str, Any]) -> dict[str, Any]:
+    from ocpp.charge_point import camel_to_snake_case
+
+    converted: dict[str, Any] = camel_to_snake_case(payload)
+    return converted
