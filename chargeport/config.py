@@ -132,6 +132,9 @@ class StationConfig:
     local_enable_overrides_csms: bool = False
 
 
+OCPP_VERSIONS = ("1.6", "2.0.1")
+
+
 @dataclass(frozen=True)
 class OcppConfig:
     csms_url: str = ""  # empty = no CSMS; the station connects to <csms_url>/<station.id>
@@ -142,6 +145,7 @@ class OcppConfig:
     heartbeat_interval_s: int = 300
     meter_value_sample_interval_s: int = 60
     reconnect_max_backoff_s: float = 30.0
+    version: str = "1.6"  # "1.6" (OCPP 1.6J) or "2.0.1"
 
 
 @dataclass(frozen=True)
@@ -423,6 +427,11 @@ def _check_deployment(config: object) -> None:
             raise ConfigError(
                 f"ocpp.csms_url: expected a ws:// or wss:// URL (OCPP-J runs over WebSocket), "
                 f"got {url!r}"
+            )
+        if config.ocpp.version not in OCPP_VERSIONS:
+            raise ConfigError(
+                f"ocpp.version: expected one of {', '.join(OCPP_VERSIONS)}, "
+                f"got {config.ocpp.version!r}"
             )
         if not config.station.state_dir:
             raise ConfigError("station.state_dir: empty; give a folder the station can write")

@@ -357,6 +357,21 @@ class MainApp:
         stack.callback(conn.close)
 
         system = _ShownSystem(aggregator, view)
+        if config.ocpp.version == "2.0.1":  # issue 17: the 2.0.1 edge, same ports and stores
+            from main_node.ocpp201.wiring import session_from_config
+
+            self.ocpp = session_from_config(
+                config,
+                station.ports,
+                conn,
+                system=system,
+                limit_sink=energy.set_profile_limit,
+                clock=self.clock,
+                on_connection=view.set_ocpp_connected,
+                firmware_version=firmware_version,
+            )
+            self._tasks.spawn_supervised(self.ocpp.run, "ocpp", OCPP_POLICY)
+            return
 
         async def firmware_status(status: str) -> None:
             # The result of a rollout resumed after a restart: statuses posted before the

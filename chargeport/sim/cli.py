@@ -29,6 +29,7 @@ import aiohttp
 from chargeport.config import parse_host_port
 from chargeport.errors import ChargeportError
 from chargeport.sim.csms import CentralSystem
+from chargeport.sim.csms201 import CentralSystem201
 from chargeport.sim.station import STATION_ID, prepare
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
 
@@ -68,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ws://HOST:PORT/PATH",
         help="an external OCPP 1.6J central system instead of the built-in one; the station "
         "connects to <URL>/<station id> (it appends the id unless the URL already ends with it)",
+    )
+    parser.add_argument(
+        "--ocpp",
+        choices=("1.6", "2.0.1"),
+        default="1.6",
+        help="OCPP version the station speaks (the built-in CSMS speaks it too; default 1.6)",
     )
     parser.add_argument(
         "--station-id", default=STATION_ID, help=f"the charge point id (default {STATION_ID})"
@@ -143,7 +150,7 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
     keep = bool(args.state_dir)
     state_dir = Path(args.state_dir) if keep else Path(tempfile.mkdtemp(prefix="chargeport-sim-"))
     supervisor = Supervisor()
-    csms: CentralSystem | None = None
+    csms: CentralSystem | CentralSystem201 | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -152,7 +159,10 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
     try:
         csms_url = args.csms
         if not csms_url:
-            csms = CentralSystem(accepted_tags=SIM_TAGS)
+            if args.ocpp == "2.0.1":
+                csms = CentralSystem201(accepted_tags=SIM_TAGS)
+            else:
+                csms = CentralSystem(accepted_tags=SIM_TAGS)
             await csms.start()
             csms_url = csms.url
         guns = args.satellites + 1
@@ -173,6 +183,7 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
             # cycle) keeps four boards' metering within two cores.
             sample_rate_hz=10_000 if args.speed <= 10 else 2_000,
             station_id=args.station_id,
+            ocpp_version=args.ocpp,
         )
         boards = [
             (serial, "satellite", config) for serial, config in layout.satellite_configs.items()
@@ -242,7 +253,7 @@ async def _headless(
     args: argparse.Namespace,
     url: str,
     stop: asyncio.Event,
-    csms: CentralSystem | None,
+    csms: CentralSystem | CentralSystem201 | None,
     guns: int,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + args.duration / args.speed
@@ -271,7 +282,19 @@ async def _headless(
     return summary
 
 
-def _transactions(csms: CentralSystem) -> list[dict[str, Any]]:
+def _transactions(csms: CentralSystem | CentralSystem201) -> list[dict[str, Any]]:
+    if isinstance(csms, CentralSystem201):
+        return [
+            {
+                "transaction_id": tx.transaction_id,
+                "connector_id": tx.evse_id,
+                "id_tag": tx.id_token,
+                "meter_start": tx.energy_wh("Started"),
+                "meter_stop": tx.energy_wh("Ended"),
+                "reason": tx.stopped_reason,
+            }
+            for tx in csms.transactions.values()
+        ]
     return [
         {
             "transaction_id": tx.transaction_id,

@@ -74,6 +74,7 @@ def prepare(
     grace_period_s: float,
     sample_rate_hz: int = 10_000,
     station_id: str = STATION_ID,
+    ocpp_version: str = "1.6",
 ) -> SimLayout:
     """Write PKI, firmware signing key and one config per board into `state_dir`."""
     from chargeport import bundle, pki
@@ -119,7 +120,10 @@ def prepare(
     main_text += _table("link", link)
     for i, serial in enumerate(serials):
         main_text += _table("satellites", {"serial": serial, "connector": i + 2}, array=True)
-    main_text += _table("ocpp", {"csms_url": csms_url, "meter_value_sample_interval_s": 10})
+    main_text += _table(
+        "ocpp",
+        {"csms_url": csms_url, "meter_value_sample_interval_s": 10, "version": ocpp_version},
+    )
     # Only the password's hash goes into the file (the sim prints the password itself).
     password_hash = hash_password(operator_password) if operator_password else None
     main_text += _table(
