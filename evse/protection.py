@@ -154,6 +154,7 @@ class OverCurrentMachine:
         self.compensation_a = 0.0  # how much less the pilot offers than the granted current
         self._since: float | None = None
         self._granted: float | None = None
+        self._grace: tuple[float, float] | None = None  # (earlier offer, until): after a cut
 
     def measure(self, current_a: float, granted_a: float, now: float) -> list[Fault | ReduceOffer]:
         """The highest phase current at `now` against the current granted to the port.
@@ -161,15 +162,21 @@ class OverCurrentMachine:
         `granted_a` is the offer before compensation (0 when the pilot offers nothing)."""
         if self.tripped:
             return []
-        if granted_a != self._granted:
-            # A new offer: the EV gets `allowed_s` to follow it (IEC 61851-1 table A.8).
-            self._granted, self._since = granted_a, None
+        grace = self._grace if self._grace is not None and now < self._grace[1] else None
+        if self._granted is not None and granted_a < self._granted:
+            # A lower offer: for `allowed_s` the EV may still draw what it was offered before
+            # (IEC 61851-1 table A.8). The excess timer itself runs on, so an offer that
+            # changes every few seconds cannot hide an EV that follows none of them.
+            before = max(self._granted, grace[0]) if grace is not None else self._granted
+            grace = self._grace = (before, now + self.allowed_s)
+        self._granted = granted_a
         if current_a <= granted_a + over_current_tolerance(granted_a):
             self._since = None
             return []
         if self._since is None:
             self._since = now
-        if now - self._since < self.allowed_s - 1e-9:
+        following = grace is not None and current_a <= grace[0] + over_current_tolerance(grace[0])
+        if following or now - self._since < self.allowed_s - 1e-9:
             return []
         self._since = now  # the next step gets its own `allowed_s`
         excess = current_a - granted_a
@@ -187,7 +194,7 @@ class OverCurrentMachine:
 
     def reset(self) -> list[Fault | ReduceOffer]:
         """Clear a trip and any compensation (on unplug: the next EV starts afresh)."""
-        self._since = self._granted = None
+        self._since = self._granted = self._grace = None
         out: list[Fault | ReduceOffer] = []
         if self.compensation_a:
             self.compensation_a = 0.0

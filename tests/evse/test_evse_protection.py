@@ -126,6 +126,16 @@ Sample = tuple[float, float, float]  # (now, EV current, granted current)
             [(6, OC)],
         ),
         (
+            "table_a8_grace_ends_5s_after_the_cut_even_if_the_ev_drew_over_it_before",
+            [(0, 20.0, 32), (1, 20.0, 16), (5.9, 20.0, 16), (6, 20.0, 16)],
+            [(6, ReduceOffer(4.0))],
+        ),
+        (
+            "an_offer_that_keeps_changing_does_not_hide_an_ev_that_follows_none",
+            [(0, 20.0, 7.3), (2, 20.0, 7.1), (4, 20.0, 7.3), (5, 20.0, 7.1)],
+            [(5, OC)],
+        ),
+        (
             "10_percent_above_20a",
             [(0, 35.1, 32), (5, 35.1, 32)],
             [],
