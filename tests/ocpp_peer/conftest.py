@@ -14,6 +14,7 @@ import pytest
 
 # The station fixture the other OCPP tests use (a main with a local port and satellites).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocpp"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ocpp201"))  # the 2.0.1 kit
 
 from strict_peer import StrictPeer, peer_ready
 
@@ -32,6 +33,19 @@ async def peer() -> AsyncIterator[StrictPeer]:
     failures = running.schema_failures
     _schema_failures.extend(failures)
     assert not failures, f"OCPP 1.6 schema failures: {failures}"
+
+
+@pytest.fixture
+async def peer201() -> AsyncIterator[StrictPeer]:
+    """The strict central system speaking OCPP 2.0.1 (`ocpp2.0.1`, the 2.0.1 schemas)."""
+    why = peer_ready()
+    if why is not None:
+        pytest.fail(why)
+    async with StrictPeer("ocpp2.0.1") as running:
+        yield running
+    failures = running.schema_failures
+    _schema_failures.extend(failures)
+    assert not failures, f"OCPP 2.0.1 schema failures: {failures}"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

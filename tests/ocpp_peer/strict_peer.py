@@ -41,7 +41,8 @@ class CallFailed(Exception):
 class StrictPeer:
     """One running `csms.js`; use as `async with StrictPeer() as peer`."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: str = "ocpp1.6") -> None:
+        self.protocol = protocol  # "ocpp2.0.1": the peer validates against the 2.0.1 schemas
         self.events: list[dict[str, Any]] = []
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -54,6 +55,8 @@ class StrictPeer:
         self._proc = await asyncio.create_subprocess_exec(
             "node",
             str(PEER_DIR / "csms.js"),
+            "--protocol",
+            self.protocol,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=PEER_DIR,

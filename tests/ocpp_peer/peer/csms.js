@@ -20,6 +20,9 @@
 //           {"cmd":"boot","status":S,"interval":N}          what BootNotification.conf answers
 //
 // Unknown id tags are Accepted. EOF on stdin closes the server and ends the process.
+//
+// `node csms.js --protocol ocpp2.0.1` serves OCPP 2.0.1 instead (strictMode against the official
+// 2.0.1 schemas); "authorize" then sets the idTokenInfo answered for an idToken.
 'use strict';
 
 const readline = require('readline');
@@ -47,8 +50,11 @@ function now() {
     return new Date().toISOString();
 }
 
+const protocolArg = process.argv.indexOf('--protocol');
+const PROTOCOL = protocolArg > 0 ? process.argv[protocolArg + 1] : 'ocpp1.6';
+
 const server = new RPCServer({
-    protocols: ['ocpp1.6'],
+    protocols: [PROTOCOL],
     strictMode: true,
     pingIntervalMs: 0, // the station's own WebSocketPingInterval is under test, not ours
 });
@@ -85,6 +91,10 @@ server.on('client', (client) => {
             return answer(params);
         });
     };
+    if (client.protocol === 'ocpp2.0.1') {
+        handle201(handle);
+        return;
+    }
     handle('BootNotification', () => ({ status: boot.status, currentTime: now(), interval: boot.interval }));
     handle('Heartbeat', () => ({ currentTime: now() }));
     handle('StatusNotification', () => ({}));
@@ -96,6 +106,23 @@ server.on('client', (client) => {
     handle('FirmwareStatusNotification', () => ({}));
     handle('DiagnosticsStatusNotification', () => ({}));
 });
+
+// OCPP 2.0.1: what a CSMS answers to every CALL a charging station may send here.
+function handle201(handle) {
+    handle('BootNotification', () => ({ status: boot.status, currentTime: now(), interval: boot.interval }));
+    handle('Heartbeat', () => ({ currentTime: now() }));
+    handle('StatusNotification', () => ({}));
+    handle('Authorize', (p) => ({ idTokenInfo: infoFor(p.idToken.idToken) }));
+    handle('TransactionEvent', (p) => (p.idToken ? { idTokenInfo: infoFor(p.idToken.idToken) } : {}));
+    handle('MeterValues', () => ({}));
+    handle('NotifyEvent', () => ({}));
+    handle('NotifyReport', () => ({}));
+    handle('ReportChargingProfiles', () => ({}));
+    handle('FirmwareStatusNotification', () => ({}));
+    handle('LogStatusNotification', () => ({}));
+    handle('SecurityEventNotification', () => ({}));
+    handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+}
 
 async function command(line) {
     let cmd;
