@@ -448,12 +448,19 @@ class EnergyManager:
             async with asyncio.timeout(self._config.refresh_s):
                 await self._ports[cid].set_limit(amps, self._phases(cid), self.valid_for_s)
         except (PortError, TimeoutError) as exc:
-            # Retried by the next refresh (or the next change); never fatal.
-            log.warning("energy: set_limit(%s A) on connector %d failed: %s", amps, cid, exc)
+            # Retried by the next refresh (or the next change); never fatal. Logged when the
+            # reason changes, not at every refresh.
+            why = str(exc) or f"no answer in {self._config.refresh_s:g} s"
+            if why != facts.push_error:
+                log.warning("energy: set_limit(%s A) on connector %d failed: %s", amps, cid, why)
+            facts.push_error = why
             facts.last_sent = None
             return
         except Exception:  # a port bug must not stop limits reaching the other ports
             log.exception("energy: set_limit on connector %d raised", cid)
             facts.last_sent = None
             return
+        if facts.push_error:
+            log.info("energy: limits reach connector %d again", cid)
+            facts.push_error = ""
         facts.last_sent = amps

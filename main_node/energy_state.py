@@ -87,6 +87,7 @@ class PortFacts:
     local_limit_a: float | None = None  # operator limit (MQTT / dashboard)
     local_phases: int | None = None
     last_sent: float | None = None  # last limit the port acknowledged
+    push_error: str = ""  # why the last set_limit failed ("" = it worked): logged on change
     reserve_a: float = 0.0
     reserve_until: float = 0.0
     drift_resent_at: float = -math.inf

@@ -7,6 +7,7 @@ port without `advance` proves the path is event-driven (no polling period in it)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -209,3 +210,29 @@ async def test_listener_sees_snapshots_and_stop_reaps_tasks(
     assert seen[-1].to_json()["allocation"]["3"] == 32.0
     await mgr.stop()
     assert len(asyncio.all_tasks()) == before
+
+
+async def test_a_failing_set_limit_is_logged_once_per_change_not_every_refresh(
+    manager: EnergyManager,
+    ports: dict[int, FlakyPort],
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each refresh retries, but the log says it once, with the reason, and once when it heals."""
+    caplog.set_level(logging.INFO, logger="main_node.energy")
+    ports[2].unavailable = True
+    await charge(ports[1])
+    await charge(ports[2])
+    for _ in range(3):
+        attempts = len([c for c in ports[2].calls if c[0] == "set_limit_failed"])
+        clock.advance(REFRESH_S)
+        await until(
+            lambda n=attempts: len([c for c in ports[2].calls if c[0] == "set_limit_failed"]) > n,
+            "a retry",
+        )
+    failures = [r.getMessage() for r in caplog.records if "connector 2 failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].endswith("failed: link down"), failures
+    ports[2].unavailable = False
+    clock.advance(REFRESH_S)
+    await until(lambda: last_limit(ports[2]) == 20.0, "retried")
+    assert any("limits reach connector 2 again" in r.getMessage() for r in caplog.records)
