@@ -151,12 +151,16 @@ def snapshot_events(ledger: Ledger, snap: pb.Snapshot, last_record_session: str)
     out = [Publish(b) for b in plan.events]
     out += [Publish(b) for b in ledger.state_events(status)]
     sid = status.session_id
+    if sid is not None and ledger.session_was_closed(sid):
+        sid = None  # closed by the main past the grace: a reconcile tells the board to stop
     if sid is not None:
         if ledger.session_id != sid:
             out.append(Publish(SessionEvent(SessionEventType.SESSION_STARTED, sid)))
+        tx_id = snap.transaction.transaction_id
         if snap.HasField("transaction") and ledger.transaction is None:
-            tx = tx_from_proto(snap.transaction)
-            out.append(Publish(SessionEvent(SessionEventType.TRANSACTION_STARTED, sid, tx)))
+            if not ledger.was_closed(tx_id):
+                tx = tx_from_proto(snap.transaction)
+                out.append(Publish(SessionEvent(SessionEventType.TRANSACTION_STARTED, sid, tx)))
         phase = _PHASE_EVENT.get(status.session_state)
         if phase is not None and phase is not SessionEventType.SESSION_STARTED:
             out.append(Publish(SessionEvent(phase, sid)))
@@ -243,8 +247,8 @@ class MainLinkCore:
         self.synced = not snapshot
         self._last_record_session = ""
         if snapshot:
-            self.gap = None  # the snapshot restates everything
-            self.reconcile_due = False
+            self.gap = None  # the snapshot restates everything (reconcile_due stays: what the
+            # main closed past the grace may still run on the board and must be stopped)
         request = pb.EventsRequest(
             session_id=hello.session_id,
             after_seq=0 if snapshot else self.last_seq,

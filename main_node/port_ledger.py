@@ -4,7 +4,8 @@ Theory of operation (pure and synchronous; RemotePort feeds it and publishes wha
   * `accept(body)` records every event the satellite sent (session, transaction, last meter
     value, active errors) and says whether to pass it on. A TransactionFinished or
     SessionFinished the main already synthesised is dropped: OCPP sees exactly one
-    StopTransaction per transaction (OCPP 1.6 4.10) however the link behaved.
+    StopTransaction per transaction (OCPP 1.6 4.10) however the link behaved; so is a replayed
+    start of a session or transaction the main closed (it stays closed).
   * `close_open(reason)` synthesises TransactionFinished (with the last meter value seen) and
     SessionFinished for whatever is open, and remembers their ids for the dedupe above.
   * `state_events(status)` restates a port's state (a snapshot for a main new to the board).
@@ -80,6 +81,10 @@ class Ledger:
         """True when the main synthesised this transaction's end."""
         return transaction_id in self._closed_tx
 
+    def session_was_closed(self, session_id: str) -> bool:
+        """True when the main synthesised this session's end."""
+        return session_id in self._closed_sessions
+
     def accept(self, body: PortEventBody) -> bool:
         """Record one event from the satellite; False when it repeats a synthesised end."""
         if isinstance(body, MeterValue):
@@ -96,8 +101,12 @@ class Ledger:
     def _accept_session(self, body: SessionEvent) -> bool:
         kind, tx = body.type, body.transaction
         if kind is SessionEventType.SESSION_STARTED:
+            if body.session_id in self._closed_sessions:
+                return False  # replayed after the main closed it: it stays closed
             self.session_id = body.session_id
         elif kind is SessionEventType.TRANSACTION_STARTED and tx is not None:
+            if tx.transaction_id in self._closed_tx:
+                return False
             self.transaction = tx
             if self.energy_wh is None:
                 self.energy_wh = tx.meter_wh

@@ -68,6 +68,14 @@ REPLAYED = [
         True,
     ),
     ("a later session's end", SessionEvent(T.SESSION_FINISHED, "s2"), True),
+    # A closed transaction or session stays closed when its start is replayed.
+    ("the closed transaction's start", SessionEvent(T.TRANSACTION_STARTED, "s1", TX), False),
+    ("the closed session's start", SessionEvent(T.SESSION_STARTED, "s1"), False),
+    (
+        "another transaction's start",
+        SessionEvent(T.TRANSACTION_STARTED, "s2", TransactionData("tx2", "T", 0)),
+        True,
+    ),
     ("a meter value", MeterValue(160.0, 0.0), True),
 ]
 
@@ -79,6 +87,8 @@ def test_ends_the_main_synthesised_are_dropped_when_replayed(
     led = charging()
     led.close_open(StopReason.OTHER)
     assert led.accept(body) is passed_on  # type: ignore[arg-type]
+    if not passed_on:
+        assert not led.has_open
 
 
 def status(**kw: object) -> PortStatus:
