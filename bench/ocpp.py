@@ -3,6 +3,9 @@ the time to drain 1,000 journaled transaction messages after a reconnect.
 
 The CSMS runs in a child process so the numbers are the main's alone. Baselines from the same
 run: CPU of the same session with idle connectors, and 1,000 bare `ocpp` CALLs (no journal).
+The same figures for the OCPP 2.0.1 edge (TxUpdatedInterval=1, 1,000 journaled
+TransactionEvents) come as `ocpp201_*`, each also as a ratio to the 1.6 figure of this run
+(goal: within 1.2x). Each edge runs in its own process, so RSS is its own.
 Prints one JSON object as the last line. `--seconds N` lengthens the measuring windows.
 """
 
@@ -34,6 +37,8 @@ from chargeport.port import MeterValue, PortInfo
 from main_node.ocpp.client import OcppSession, SessionOptions
 from main_node.ocpp.db import open_db
 from main_node.ocpp.meter_values import meter_value_entry, meter_values_payload
+from main_node.ocpp201.device_model import MEASURANDS, VarKey
+from main_node.ocpp201.session import Options201, Session201
 
 
 def _free_port() -> int:
@@ -54,16 +59,16 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def _popen_csms(port: int) -> subprocess.Popen[bytes]:
+def _popen_csms(port: int, module: str = "chargeport.sim.csms") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chargeport.sim.csms", "--port", str(port)],
+        [sys.executable, "-m", module, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-async def _csms(port: int) -> subprocess.Popen[bytes]:
-    proc = _popen_csms(port)
+async def _csms(port: int, module: str = "chargeport.sim.csms") -> subprocess.Popen[bytes]:
+    proc = _popen_csms(port, module)
     for _ in range(200):
         with contextlib.suppress(OSError):
             _, w = await asyncio.open_connection("127.0.0.1", port)
@@ -79,7 +84,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def _window(
-    session: OcppSession, ports: dict[int, FakePort], seconds: float, charging: bool
+    session: OcppSession | Session201, ports: dict[int, FakePort], seconds: float, charging: bool
 ) -> float:
     cpu0, t0 = _cpu(), time.monotonic()
     energy = 0.0
@@ -174,11 +179,99 @@ async def run(seconds: float) -> dict[str, float]:
     }
 
 
+async def run201(seconds: float) -> dict[str, float]:
+    """The 2.0.1 edge: CPU with 4 guns charging, RSS, drain of 1,000 TransactionEvents."""
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}/ocpp"
+    module = "chargeport.sim.csms201"
+    proc = await _csms(port, module)
+    tmp = tempfile.TemporaryDirectory()
+    conn = open_db(Path(tmp.name) / "bench.sqlite")
+    ports = {c: FakePort(PortInfo(c, f"S{c}", "1", 32.0, 3)) for c in range(1, 5)}
+    session = Session201(
+        Options201(url=url, station_id="BENCH", backoff_initial_s=0.05, backoff_max_s=0.2),
+        ports,
+        conn,
+    )
+    interval = VarKey("SampledDataCtrlr", "TxUpdatedInterval")
+    session.device.set(interval, "1")  # as MeterValueSampleInterval=1 for 1.6
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(session.connected.wait(), 10)
+        for p in ports.values():
+            await p.authorize("TAG-OK")
+            p.plug_in()
+            p.ev_ready()
+        busy_cpu = await _window(session, ports, seconds, charging=True)
+        rss = _rss_mib()
+        _stop(proc)
+        while session.online:
+            await asyncio.sleep(0.02)
+        # Like the 1.6 drain's MeterValues: one energy register reading per message.
+        session.device.set(VarKey("SampledDataCtrlr", "TxUpdatedMeasurands"), MEASURANDS[0])
+        while session.journal.pending_count() < 1000:
+            session.sample(1, "MeterValuePeriodic", "Sample.Periodic")
+        queued = session.journal.pending_count()
+        t0 = time.monotonic()
+        proc = await _csms(port, module)
+        while session.journal.pending_count() > 0:
+            await asyncio.sleep(0.01)
+        drain = (time.monotonic() - t0) * 1000 / queued
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        conn.close()
+        tmp.cleanup()
+        _stop(proc)
+    return {
+        "ocpp201_main_cpu_fraction": round(busy_cpu, 4),
+        "ocpp201_main_rss_mib": round(rss, 1),
+        "ocpp201_drain_1000_s": round(drain, 3),
+    }
+
+
+def _child(edge: str, seconds: float) -> dict[str, float]:
+    """Run one edge in a process of its own (its RSS is then its own); its JSON line."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--edge", edge, "--seconds", str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each CPU window")
+    parser.add_argument("--edge", choices=("1.6", "2.0.1"), help="measure one edge only")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.seconds))))
+    if args.edge == "1.6":
+        print(json.dumps(asyncio.run(run(args.seconds))))
+        return
+    if args.edge == "2.0.1":
+        print(json.dumps(asyncio.run(run201(args.seconds))))
+        return
+    figures = _child("1.6", args.seconds)
+    v201 = _child("2.0.1", args.seconds)
+    figures.update(v201)
+    figures["ocpp201_cpu_ratio_vs_16"] = _ratio(
+        v201["ocpp201_main_cpu_fraction"], figures["main_cpu_fraction"]
+    )
+    figures["ocpp201_rss_ratio_vs_16"] = _ratio(
+        v201["ocpp201_main_rss_mib"], figures["main_rss_mib"]
+    )
+    figures["ocpp201_drain_ratio_vs_16"] = _ratio(
+        v201["ocpp201_drain_1000_s"], figures["drain_1000_s"]
+    )
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

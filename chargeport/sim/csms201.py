@@ -325,3 +325,30 @@ class CentralSystem201:
             )
         )
         return str(result.set_variable_result[0]["attribute_status"])
+
+
+async def _serve_forever(port: int, tags: list[str]) -> None:
+    csms = CentralSystem201(tags)
+    await csms.start(port)
+    print(f"csms (OCPP 2.0.1) listening on {csms.url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await csms.stop()
+
+
+def main() -> None:
+    """`python -m chargeport.sim.csms201 --port N [--tag T ...]`: a stand-alone 2.0.1 CSMS."""
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--tag", action="append", default=[])
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(args.port, args.tag or ["TAG-OK"]))
+
+
+if __name__ == "__main__":
+    main()

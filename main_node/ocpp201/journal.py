@@ -20,7 +20,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ocpp.messages import MessageType
+
 from main_node.ocpp.db import StoreError, transaction
+from main_node.ocpp201.rpc import validate
 from main_node.ocpp201.tx_events import TxRecord
 
 __all__ = ["Entry", "EventJournal"]
@@ -62,7 +65,13 @@ class EventJournal:
                 conn.execute(statement)
 
     def enqueue(self, evse: int, payloads: list[dict[str, Any]], open_tx: TxRecord | None) -> None:
-        """Journal events of one EVSE and its open transaction, in one commit."""
+        """Journal events of one EVSE and its open transaction, in one commit.
+
+        Each event is checked against the 2.0.1 schema here, once: an event that could never
+        be delivered must not sit at the head of the FIFO and block every later one.
+        """
+        for payload in payloads:
+            validate(MessageType.Call, "TransactionEvent", payload)
         with transaction(self._conn):
             self._conn.executemany(
                 "INSERT INTO ocpp201_journal(evse, tx_id, payload) VALUES (?,?,?)",

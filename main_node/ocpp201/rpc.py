@@ -249,6 +249,11 @@ class Rpc:
         action = type(message).__name__
         payload = to_payload(message)
         validate(MessageType.Call, action, payload)  # a bug of ours never reaches the wire
+        return await self.call_checked(action, payload)
+
+    async def call_checked(self, action: str, payload: dict[str, Any]) -> Any:
+        """`call` for a wire payload already validated (a journaled TransactionEvent is checked
+        once, when it is journaled, not at every attempt)."""
         async with self._lock:
             unique_id = self._new_id()
             fut: asyncio.Future[_Response] = asyncio.get_running_loop().create_future()

@@ -396,7 +396,7 @@ class Session201:
 
     async def _deliver(self, rpc: Rpc, entry: Any) -> None:
         try:
-            result = await rpc.call(call.TransactionEvent(**_snake(entry.payload)))
+            result = await rpc.call_checked("TransactionEvent", entry.payload)
         except (CallRefused, TimeoutError) as exc:
             log.warning("TransactionEvent not processed by the CSMS: %s", exc)
             attempts = self.device.int_value("OCPPCommCtrlr", "MessageAttempts", "TransactionEvent")
