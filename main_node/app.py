@@ -39,6 +39,7 @@ from main_node.discovery import DiscoveryReport, MdnsLocator, locator_from_confi
 from main_node.energy import EnergyManager, EnergySnapshot
 from main_node.local_availability import guard_local_commands
 from main_node.located_board import LocatedBoardSystem
+from main_node.progress import ProgressTracker, TrackedBoard
 from main_node.station import Station
 from main_node.view import StationView
 from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
@@ -253,9 +254,11 @@ class MainApp:
             ]
             for sat_board in satellites:
                 stack.push_async_callback(sat_board.aclose)
+            # Each board reports its own firmware/diagnostics bytes to the dashboard (issue 19).
+            progress = ProgressTracker()
             aggregator = SystemAggregator(
-                board_system,
-                satellites,
+                TrackedBoard(board_system, config.station.serial, progress, self.clock.monotonic),
+                [TrackedBoard(s, s.serial, progress, self.clock.monotonic) for s in satellites],
                 trusted_keys=config.firmware.trusted_keys,
                 target=config.firmware.target,
                 work_dir=self.state_dir / "aggregator",
@@ -315,6 +318,8 @@ class MainApp:
                     operator_password_hash=config.dashboard.operator_password_hash,
                     tls_cert_file=config.dashboard.tls_cert_file,
                     tls_key_file=config.dashboard.tls_key_file,
+                    site=energy,
+                    progress=progress,
                 )
                 await self.dashboard.start()
                 stack.push_async_callback(self.dashboard.stop)

@@ -6,6 +6,9 @@
 - `LoginLimiter`: per client, at most `max_failures` wrong passwords in `window_s`; after that
   every attempt (even a right one) answers 429 until the oldest failure leaves the window.
   Time is passed in (`now`, monotonic seconds).
+- `SessionStore`: a right password at the login form buys a random session token (a cookie,
+  HttpOnly, SameSite=Strict, Secure over TLS); only its SHA-256 is kept, it expires after
+  `ttl_s`, and at most `max_sessions` live at once (the oldest goes first). Logout revokes it.
 - `security_headers`: CSP without inline script or style (the page's code is in static files),
   no sniffing, no framing, no referrer.
 - `same_origin`: a browser's WebSocket or POST from another site carries its own Origin; only
@@ -23,12 +26,15 @@ import getpass
 import hashlib
 import hmac
 import os
+import secrets
 from collections import deque
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 __all__ = [
     "LoginLimiter",
     "PasswordHashError",
+    "SessionStore",
     "hash_password",
     "same_origin",
     "security_headers",
@@ -122,6 +128,54 @@ class LoginLimiter:
                 del self._failures[oldest]
             self._failures[client] = times
         times.append(now)
+
+
+SESSION_COOKIE = "chargeport_session"
+
+
+class SessionStore:
+    """Operator sessions by token; time (`now`, monotonic seconds) is passed in."""
+
+    def __init__(
+        self,
+        ttl_s: float = 12 * 3600.0,
+        max_sessions: int = 64,
+        token: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._max = max_sessions
+        self._token = token
+        self._expires: dict[str, float] = {}  # sha256(token) -> expiry
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def create(self, now: float) -> str:
+        """A fresh token valid until `now + ttl_s`."""
+        self._expire(now)
+        while len(self._expires) >= self._max:
+            del self._expires[min(self._expires, key=self._expires.__getitem__)]
+        token = self._token()
+        self._expires[self._key(token)] = now + self.ttl_s
+        return token
+
+    def valid(self, token: str | None, now: float) -> bool:
+        if not token:
+            return False
+        expiry = self._expires.get(self._key(token))
+        return expiry is not None and now < expiry
+
+    def revoke(self, token: str | None) -> None:
+        if token:
+            self._expires.pop(self._key(token), None)
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, t in self._expires.items() if t <= now]:
+            del self._expires[key]
+
+    def __len__(self) -> int:
+        return len(self._expires)
 
 
 def security_headers(host: str, tls: bool) -> dict[str, str]:

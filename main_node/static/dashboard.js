@@ -1,19 +1,213 @@
 "use strict";
+// The station dashboard. Everything comes from the main: GET /api/history once (the chart ring),
+// then snapshots over /ws (each carries the newest 1 Hz sample); /api/log when log_version moves.
 const $ = (id) => document.getElementById(id);
-let readOnly = true;
-
-function chart(history) {
-  if (history.length < 2) return '<svg class="chart" viewBox="0 0 100 40"></svg>';
-  const t0 = history[0][0], t1 = history[history.length - 1][0] || t0 + 1;
-  const pmax = Math.max(1000, ...history.map(h => h[1]));
-  const pts = history.map(([t, p]) =>
-    `${(100 * (t - t0) / Math.max(1e-9, t1 - t0)).toFixed(2)},${(38 - 36 * p / pmax).toFixed(2)}`).join(" ");
-  return `<svg class="chart" viewBox="0 0 100 40" preserveAspectRatio="none"><polyline points="${pts}"/></svg>`;
+const esc = (s) => String(s).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const kW = (w) => (w / 1000).toFixed(2) + " kW";
+const kWh = (wh) => (wh / 1000).toFixed(3) + " kWh";
+const amps = (a) => a.toFixed(1) + " A";
+const clock = (t) => t ? new Date(t * 1000).toLocaleTimeString() : "—";
+const stamp = (t) => t ? new Date(t * 1000).toLocaleString() : "—";
+function bytes(n) {
+  if (n >= 1048576) return (n / 1048576).toFixed(1) + " MiB";
+  if (n >= 1024) return (n / 1024).toFixed(0) + " KiB";
+  return n + " B";
 }
 
-function esc(s) { return String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c])); }
+let readOnly = true, operator = false, logVersion = -1, last = null;
+let windowS = 3600;
+const guns = new Map();   // connector -> {el, plot, data: [t[], kW[], L1[], L2[], L3[]]}
+const COLORS = ["#58a6ff", "#3fb950", "#d29922", "#f85149"];
+
+function msg(text) { $("msg").textContent = text; }
+
+// ------------------------------------------------------------------ charts (uPlot)
+
+function chartOpts(width) {
+  return {
+    width, height: 170,
+    legend: { live: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, kW: { range: (u, lo, hi) => [0, Math.max(1, hi)] }, A: { range: (u, lo, hi) => [0, Math.max(6, hi)] } },
+    axes: [
+      { stroke: "#8a96a3", grid: { stroke: "#26303c" } },
+      { scale: "kW", label: "Power (kW)", stroke: "#8a96a3", grid: { stroke: "#26303c" }, size: 50 },
+      { scale: "A", label: "Current (A)", side: 1, stroke: "#8a96a3", grid: { show: false }, size: 50 },
+    ],
+    series: [
+      {},
+      { label: "Power", scale: "kW", stroke: COLORS[0], width: 2, value: (u, v) => v == null ? "—" : v.toFixed(2) + " kW" },
+      { label: "L1", scale: "A", stroke: COLORS[1], width: 1, value: (u, v) => v == null ? "—" : v.toFixed(1) + " A" },
+      { label: "L2", scale: "A", stroke: COLORS[2], width: 1, value: (u, v) => v == null ? "—" : v.toFixed(1) + " A" },
+      { label: "L3", scale: "A", stroke: COLORS[3], width: 1, value: (u, v) => v == null ? "—" : v.toFixed(1) + " A" },
+    ],
+  };
+}
+
+function redraw(g) {
+  const t = g.data[0];
+  const end = t.length ? t[t.length - 1] : Date.now() / 1000;
+  g.plot.setData(g.data, false);
+  g.plot.setScale("x", { min: end - windowS, max: end });
+  g.chart.dataset.points = String(t.length);
+}
+
+function addSample(g, row) {   // row: [t, power_w, l1, l2, l3, energy_wh]
+  const t = g.data[0];
+  if (t.length && row[0] <= t[t.length - 1]) return false;
+  t.push(row[0]); g.data[1].push(row[1] / 1000);
+  g.data[2].push(row[2]); g.data[3].push(row[3]); g.data[4].push(row[4]);
+  const keep = 3600;   // the main's ring holds one hour; so does the page
+  if (t.length > keep) for (const col of g.data) col.splice(0, t.length - keep);
+  return true;
+}
+
+async function loadHistory() {
+  const r = await fetch("/api/history");
+  if (!r.ok) return;
+  const body = await r.json();
+  for (const [c, s] of Object.entries(body.guns)) {
+    const g = guns.get(Number(c));
+    if (!g) continue;
+    g.data = [s.t.slice(), s.power_w.map(p => p / 1000), s.current_a[0].slice(), s.current_a[1].slice(), s.current_a[2].slice()];
+    redraw(g);
+  }
+}
+
+// ------------------------------------------------------------------ gun cards
+
+function gunCard(c) {
+  const el = document.createElement("section");
+  el.className = "gun card";
+  el.dataset.connector = c;
+  el.innerHTML = `
+    <h2><span>Gun ${c}</span><span class="pill" data-field="link-pill"></span></h2>
+    <div class="state" data-field="state"></div>
+    <dl>
+      <dt>Power</dt><dd data-field="power"></dd>
+      <dt>Current</dt><dd data-field="current"></dd>
+      <dt>Voltage</dt><dd data-field="voltage"></dd>
+      <dt>Session</dt><dd data-field="session"></dd>
+      <dt>Meter</dt><dd data-field="meter"></dd>
+      <dt>CP / temp</dt><dd data-field="cp"></dd>
+      <dt>Link</dt><dd data-field="link"></dd>
+      <dt>Errors</dt><dd data-field="errors"></dd>
+    </dl>
+    <div class="chart" data-points="0"></div>
+    <div class="actions">
+      <button type="button" data-action="enable" data-connector="${c}">Enable</button>
+      <button type="button" data-action="disable" data-connector="${c}">Disable</button>
+    </div>`;
+  $("guns").appendChild(el);
+  const chart = el.querySelector(".chart");
+  const plot = new uPlot(chartOpts(Math.max(200, chart.clientWidth)), [[], [], [], [], []], chart);
+  const g = { el, chart, plot, data: [[], [], [], [], []] };
+  guns.set(c, g);
+  for (const id of ["tx-connector", "ev-connector"]) {
+    const o = document.createElement("option");
+    o.value = String(c); o.textContent = String(c);
+    $(id).appendChild(o);
+  }
+  return g;
+}
+
+function setField(el, name, text) {
+  const f = el.querySelector(`[data-field="${name}"]`);
+  if (f.textContent !== text) f.textContent = text;
+}
+
+function renderGun(g, s) {
+  const el = g.el;
+  // One field decides both the headline and the link line: they cannot disagree.
+  const up = s.link_up;
+  const faults = Object.keys(s.active_errors);
+  el.classList.toggle("down", !up);
+  el.classList.toggle("fault", up && faults.length > 0);
+  el.classList.toggle("charging", up && s.state === "Charging");
+  setField(el, "state", up ? s.state : "Link lost");
+  const pill = el.querySelector('[data-field="link-pill"]');
+  pill.textContent = `${s.remote ? "satellite" : "local"} ${s.serial}`;
+  pill.className = "pill " + (up ? "ok" : "bad");
+  setField(el, "power", kW(s.power_w));
+  setField(el, "current", (s.current_a.length ? s.current_a.map(a => a.toFixed(1)).join(" / ") : "—") + ` A (limit ${amps(s.limit_a)})`);
+  setField(el, "voltage", s.voltage_v && s.voltage_v.length ? s.voltage_v.map(v => v.toFixed(0)).join(" / ") + " V" : "—");
+  setField(el, "session", kWh(s.session_energy_wh) + (s.id_tag ? " · " + s.id_tag : ""));
+  setField(el, "meter", `${kWh(s.energy_wh)} · ${s.sessions_completed} sessions`);
+  setField(el, "cp", `${s.cp_state} · ${s.temperature_c.toFixed(1)} °C`);
+  setField(el, "link", `${up ? "up" : "lost"} · fw ${s.firmware_version} · boot ${s.boot_id.slice(0, 8)}`);
+  setField(el, "errors", faults.join(", ") || "none");
+  el.querySelector('[data-action="enable"]').disabled = !operator || s.enabled;
+  el.querySelector('[data-action="disable"]').disabled = !operator || !s.enabled;
+}
+
+// ------------------------------------------------------------------ site and jobs
+
+function bar(label, value, max, unit, cls) {
+  const pct = max > 0 ? Math.min(100, 100 * value / max) : 0;
+  return `<div class="bar ${cls || ""}" data-label="${esc(label)}"><span class="bar-label">${esc(label)}</span>` +
+    `<progress max="100" value="${pct.toFixed(1)}"></progress><span class="bar-value">${value.toFixed(1)} ${unit}</span></div>`;
+}
+
+const MAINS_TEXT = { live: "live reading", stale: "reading stale: fallback limit in force", none: "no mains meter" };
+
+function renderSite(site, allocation) {
+  if (!site) {
+    setField($("site"), "site-limit", "—");
+    $("allocation").innerHTML = Object.entries(allocation).map(([c, a]) => bar(`Gun ${c}`, a, 32, "A")).join("");
+    return;
+  }
+  setField($("site"), "site-limit", amps(site.site_limit_a) + (site.station_limit_a != null ? ` (CSMS cap ${amps(site.station_limit_a)})` : ""));
+  setField($("site"), "available", amps(site.available_a));
+  setField($("site"), "mains-status", MAINS_TEXT[site.mains_status] || site.mains_status);
+  $("site").classList.toggle("stale", site.mains_status === "stale");
+  $("mains").innerHTML = site.mains_a
+    ? site.mains_a.map((a, i) => bar(`L${i + 1}`, a, site.site_limit_a, "A", a > site.site_limit_a ? "over" : "")).join("")
+    : "";
+  $("allocation").innerHTML = Object.entries(site.allocation).map(([c, a]) => {
+    const tag = site.paused.includes(Number(c)) ? " (paused)" : site.reserved[c] != null ? " (link lost, reserved)" : "";
+    return bar(`Gun ${c}${tag}`, a, site.site_limit_a, "A");
+  }).join("");
+}
+
+function renderJob(tableId, rows) {
+  $(tableId).querySelector("tbody").innerHTML = (rows || []).map(r => {
+    const pct = r.percent == null ? "" : r.percent.toFixed(0) + " %";
+    const size = r.total ? `${bytes(r.bytes)} / ${bytes(r.total)}` : bytes(r.bytes);
+    const eta = r.finished ? "done" : r.eta_s == null ? "" : `ETA ${Math.ceil(r.eta_s)} s`;
+    return `<tr data-board="${esc(r.board)}" data-percent="${r.percent == null ? "" : r.percent}" data-phase="${esc(r.phase)}">` +
+      `<td>${esc(r.board)}</td><td>${esc(r.phase)}</td><td><progress max="100" value="${r.percent || 0}"></progress> ${pct}</td>` +
+      `<td>${size}</td><td>${eta}</td></tr>`;
+  }).join("");
+}
+
+// ------------------------------------------------------------------ transactions and events
+
+let log = { transactions: [], events: [] };
+
+function renderLog() {
+  const c = $("tx-connector").value, tag = $("tx-tag").value.trim().toLowerCase();
+  $("tx-rows").innerHTML = log.transactions
+    .filter(t => (!c || String(t.connector) === c) && (!tag || t.id_tag.toLowerCase().includes(tag)))
+    .map(t => `<tr><td>${t.connector}</td><td>${stamp(t.start)}</td><td>${t.stop ? stamp(t.stop) : "running"}</td>` +
+      `<td>${t.energy_wh == null ? "—" : kWh(t.energy_wh)}</td><td>${esc(t.id_tag)}</td><td>${esc(t.stop_reason || "")}</td></tr>`)
+    .join("") || '<tr><td colspan="6" class="dim">no transactions</td></tr>';
+  const k = $("ev-kind").value, ec = $("ev-connector").value;
+  $("ev-rows").innerHTML = log.events
+    .filter(e => (!k || e.kind === k) && (!ec || String(e.connector) === ec))
+    .map(e => `<tr class="ev-${esc(e.kind)}"><td>${clock(e.t)}</td><td>${esc(e.kind)}</td><td>${e.connector ?? "station"}</td><td>${esc(e.text)}</td></tr>`)
+    .join("") || '<tr><td colspan="4" class="dim">no events</td></tr>';
+}
+
+async function loadLog() {
+  const r = await fetch("/api/log");
+  if (r.ok) { log = await r.json(); renderLog(); }
+}
+for (const id of ["tx-connector", "tx-tag", "ev-kind", "ev-connector"]) $(id).addEventListener("input", renderLog);
+
+// ------------------------------------------------------------------ the snapshot
 
 function render(s) {
+  last = s;
   readOnly = s.read_only;
   $("station").textContent = s.station_id;
   $("csms").textContent = s.ocpp_connected ? "CSMS connected" : "CSMS offline";
@@ -21,37 +215,67 @@ function render(s) {
   $("fw").textContent = s.firmware_status;
   $("diag").textContent = s.diagnostics_status;
   $("problems").innerHTML = (s.discovery_problems || []).map(p => `<p>⚠ ${esc(p)}</p>`).join("");
-  $("alloc").textContent = Object.entries(s.allocation).map(([c, a]) => `#${c}: ${a.toFixed(1)} A`).join("  ") || "—";
-  $("mode").textContent = readOnly ? "read-only (no operator password configured)" : "operator actions enabled";
-  $("collect").disabled = readOnly;
-  $("guns").innerHTML = s.guns.map(g => {
-    const cls = !g.link_up ? "down" : Object.keys(g.active_errors).length ? "fault" : g.state === "Charging" ? "charging" : "";
-    return `<section class="gun ${cls}" data-connector="${g.connector}">
-      <h2><span>Gun ${g.connector}</span><span class="pill ${g.link_up ? "ok" : "bad"}">${g.remote ? "satellite" : "local"} ${esc(g.serial)}</span></h2>
-      <div class="state" data-field="state">${esc(g.state)}</div>
-      <dl>
-        <dt>Power</dt><dd data-field="power">${(g.power_w / 1000).toFixed(2)} kW</dd>
-        <dt>Current</dt><dd>${g.current_a.map(c => c.toFixed(1)).join(" / ") || "—"} A (limit ${g.limit_a.toFixed(1)} A)</dd>
-        <dt>Session</dt><dd>${(g.session_energy_wh / 1000).toFixed(3)} kWh ${g.id_tag ? "· " + esc(g.id_tag) : ""}</dd>
-        <dt>Meter</dt><dd>${(g.energy_wh / 1000).toFixed(3)} kWh · ${g.sessions_completed} sessions</dd>
-        <dt>CP / temp</dt><dd>${esc(g.cp_state)} · ${g.temperature_c.toFixed(1)} °C</dd>
-        <dt>Link</dt><dd>${g.link_up ? "up" : "DOWN"} · fw ${esc(g.firmware_version)} · boot ${esc(g.boot_id.slice(0, 8))}</dd>
-        <dt>Errors</dt><dd>${Object.keys(g.active_errors).map(esc).join(", ") || "none"}</dd>
-      </dl>
-      ${chart(g.history)}
-      <div class="actions">
-        <button data-action="enable" data-connector="${g.connector}" ${readOnly || g.enabled ? "disabled" : ""}>Enable</button>
-        <button data-action="disable" data-connector="${g.connector}" ${readOnly || !g.enabled ? "disabled" : ""}>Disable</button>
-      </div>
-    </section>`;
-  }).join("");
+  let fresh = false;
+  for (const gs of s.guns) {
+    const g = guns.get(gs.connector) || (fresh = true, gunCard(gs.connector));
+    renderGun(g, gs);
+  }
+  if (fresh) loadHistory();
+  for (const [c, row] of Object.entries(s.sample || {})) {
+    const g = guns.get(Number(c));
+    if (g && addSample(g, row)) redraw(g);
+  }
+  renderSite(s.site, s.allocation);
+  renderJob("fw-progress", s.progress && s.progress.firmware);
+  renderJob("diag-progress", s.progress && s.progress.diagnostics);
+  if (s.log_version !== logVersion) { logVersion = s.log_version; loadLog(); }
+  renderMode();
+  document.body.dataset.version = String(s.version);   // which snapshot is on screen (tests)
 }
 
-async function post(path) {
-  $("msg").textContent = "…";
-  const r = await fetch(path, { method: "POST", headers: { "X-Operator-Password": $("pw").value } });
+function renderMode() {
+  $("login").hidden = readOnly || operator;
+  $("logout").hidden = !operator;
+  $("who").textContent = readOnly ? "read-only (no operator password configured)" : operator ? "operator" : "viewer";
+  $("mode").textContent = readOnly ? "read-only" : operator ? "operator actions enabled" : "log in for operator actions";
+  $("collect").disabled = !operator;
+  if (last) for (const gs of last.guns) { const g = guns.get(gs.connector); if (g) renderGun(g, gs); }
+}
+
+// ------------------------------------------------------------------ operator session
+
+async function session() {
+  const r = await fetch("/api/session");
+  if (r.ok) { const b = await r.json(); readOnly = b.read_only; operator = b.operator; renderMode(); }
+}
+
+$("login").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  msg("…");
+  const r = await fetch("/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ password: $("pw").value }),
+  });
   const body = await r.json();
-  $("msg").textContent = r.ok ? (body.file ? `diagnostics: ${body.file}` : "done") : body.error;
+  $("pw").value = "";
+  operator = r.ok;
+  msg(r.ok ? "logged in" : body.error);
+  renderMode();
+});
+
+$("logout").addEventListener("click", async () => {
+  await fetch("/api/logout", { method: "POST" });
+  operator = false;
+  msg("logged out");
+  renderMode();
+});
+
+async function post(path) {
+  msg("…");
+  const r = await fetch(path, { method: "POST" });
+  const body = await r.json();
+  if (r.status === 401) { operator = false; renderMode(); }
+  msg(r.ok ? (body.file ? `diagnostics: ${body.file}` : "done") : body.error);
 }
 
 document.addEventListener("click", (e) => {
@@ -61,10 +285,23 @@ document.addEventListener("click", (e) => {
   post(a === "diagnostics" ? "/api/diagnostics" : `/api/connectors/${b.dataset.connector}/${a}`);
 });
 
+$("window").addEventListener("change", () => {
+  windowS = Number($("window").value);
+  for (const g of guns.values()) redraw(g);
+});
+
+window.addEventListener("resize", () => {
+  for (const g of guns.values()) g.plot.setSize({ width: Math.max(200, g.chart.clientWidth), height: 170 });
+});
+
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
-  ws.onopen = () => { $("link").textContent = "live"; $("link").className = "pill ok"; };
+  ws.onopen = () => {
+    $("link").textContent = "live"; $("link").className = "pill ok";
+    if (guns.size) loadHistory();   // samples missed while away
+  };
   ws.onmessage = (m) => render(JSON.parse(m.data));
   ws.onclose = () => { $("link").textContent = "reconnecting"; $("link").className = "pill bad"; setTimeout(connect, 1000); };
 }
+session();
 connect();
