@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,11 +77,31 @@ class Transaction201:
         return None
 
 
+class _Recorded:
+    """The websocket as the package sees it, noting each received frame's kind in order
+    (CALL action, or the id a CALLRESULT / CALLERROR answers): tests check what preceded what."""
+
+    def __init__(self, ws: ServerConnection, frames: list[tuple[str, str]]) -> None:
+        self._ws = ws
+        self._frames = frames
+
+    async def recv(self) -> str | bytes:
+        raw = await self._ws.recv()
+        with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
+            frame = json.loads(raw)
+            kind = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}[frame[0]]
+            self._frames.append((kind, str(frame[2]) if kind == "CALL" else str(frame[1])))
+        return raw
+
+    async def send(self, message: str) -> None:
+        await self._ws.send(message)
+
+
 class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
     """One connected charging station, seen from the central system."""
 
     def __init__(self, cp_id: str, ws: ServerConnection, csms: CentralSystem201) -> None:
-        super().__init__(cp_id, ws, response_timeout=csms.response_timeout)
+        super().__init__(cp_id, _Recorded(ws, csms.frames), response_timeout=csms.response_timeout)
         self.csms = csms
 
     def _record(self, action: str, payload: dict[str, Any]) -> None:
@@ -144,7 +166,7 @@ class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
 
     @on(Action.firmware_status_notification)
     def on_fw_status(self, status: str, **kw: Any) -> Any:
-        self._record("FirmwareStatusNotification", {"status": status})
+        self._record("FirmwareStatusNotification", {"status": status, **kw})
         return call_result.FirmwareStatusNotification()
 
     @on(Action.log_status_notification)
@@ -177,6 +199,7 @@ class CentralSystem201:
         self.response_timeout = response_timeout
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.statuses: list[tuple[int, str]] = []
+        self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
         self.transactions: dict[str, Transaction201] = {}
         self.connections: dict[str, Csms201Connection] = {}
         self.connects = 0

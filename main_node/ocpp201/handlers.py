@@ -90,6 +90,8 @@ class _Handlers:
             "ClearChargingProfile": self.clear_charging_profile,
             "GetChargingProfiles": self.get_charging_profiles,
             "GetCompositeSchedule": self.get_composite_schedule,
+            "UpdateFirmware": self.update_firmware,
+            "GetLog": self.get_log,
         }
 
     # ---------------------------------------------------------------- B: provisioning
@@ -369,8 +371,12 @@ class _Handlers:
         elif message == "FirmwareStatusNotification":
 
             async def work() -> None:
-                status = self.s.firmware_status
-                await self.s.request(call.FirmwareStatusNotification(status=status))
+                await self.s.async_firmware_status(self.s.firmware_status, None)
+
+        elif message == "LogStatusNotification":
+
+            async def work() -> None:
+                await self.s.async_log_status(self.s.log_status, None)
 
         else:
             return call_result.TriggerMessage(status="NotImplemented")
@@ -378,6 +384,55 @@ class _Handlers:
 
     async def data_transfer(self, req: call.DataTransfer) -> Any:
         return call_result.DataTransfer(status="UnknownVendorId")
+
+    # ---------------------------------------------------------------- L / N: firmware, logs
+
+    async def update_firmware(self, req: call.UpdateFirmware) -> Any:
+        """L01 through the system aggregator: one download, verified, to every board. The
+        bundle carries its own ed25519 signature (the 2.0.1 signature fields are not used)."""
+        system = self.s.system
+        if system is None:
+            return call_result.UpdateFirmware(status="Rejected")
+        firmware = to_wire(req.firmware)
+        when = parse_datetime(firmware["retrieveDateTime"])
+        request_id = req.request_id
+
+        async def status(value: str) -> None:
+            await self.s.async_firmware_status(value, request_id)
+
+        async def run() -> None:
+            await system.update_firmware(
+                firmware["location"],
+                when,
+                req.retries or 0,
+                float(req.retry_interval or 0),
+                status,
+            )
+
+        return Answer(call_result.UpdateFirmware(status="Accepted"), run)
+
+    async def get_log(self, req: call.GetLog) -> Any:
+        """N01 DiagnosticsLog through the aggregator (one archive, a folder per board)."""
+        system = self.s.system
+        if system is None or req.log_type != "DiagnosticsLog":
+            return call_result.GetLog(status="Rejected")
+        log_spec = to_wire(req.log)
+        request_id = req.request_id
+
+        async def forward(value: str) -> None:
+            await self.s.async_log_status(value, request_id)
+
+        gate = _AfterReply(forward)
+        oldest, latest = log_spec.get("oldestTimestamp"), log_spec.get("latestTimestamp")
+        name = await system.get_diagnostics(
+            log_spec["remoteLocation"],
+            parse_datetime(oldest) if oldest else None,
+            parse_datetime(latest) if latest else None,
+            req.retries or 0,
+            float(req.retry_interval or 0),
+            gate.report,
+        )
+        return Answer(call_result.GetLog(status="Accepted", filename=name or None), gate.release)
 
     # ---------------------------------------------------------------- K: smart charging
 
@@ -474,6 +529,26 @@ class _Handlers:
                 "charging_schedule_period": periods,
             },
         )
+
+
+class _AfterReply:
+    """Holds statuses until the CALLRESULT they follow is on the wire (the aggregator may
+    report Uploading before GetLog even has its file name to answer with)."""
+
+    def __init__(self, forward: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        self._forward = forward
+        self._held: list[str] | None = []
+
+    async def report(self, status: str) -> None:
+        if self._held is not None:
+            self._held.append(status)
+        else:
+            await self._forward(status)
+
+    async def release(self) -> None:
+        held, self._held = self._held or [], None
+        for status in held:
+            await self._forward(status)
 
 
 def _snake(value: dict[str, Any]) -> dict[str, Any]:

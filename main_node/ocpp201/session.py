@@ -175,6 +175,9 @@ class Session201:
         self.connected = asyncio.Event()
         self.boot_count = 0
         self.firmware_status = "Idle"
+        self.log_status = "Idle"
+        self._firmware_request: int | None = None
+        self._log_request: int | None = None
         self._rpc: Rpc | None = None
         self._boot_accepted = False
         self._live: asyncio.Queue[tuple[Any, asyncio.Future[Any] | None]] = asyncio.Queue()
@@ -802,10 +805,22 @@ class Session201:
                 log.error("OCPP 2.0.1 storage fault: %s", self.backlog.fault)
             await asyncio.sleep(2.0)
 
-    async def async_firmware_status(self, status: str) -> None:
+    async def async_firmware_status(self, status: str, request_id: int | None = None) -> None:
         """FirmwareStatusNotification (L01) for a rollout the aggregator reports."""
         self.firmware_status = status
-        self.post(call.FirmwareStatusNotification(status=status))
+        if request_id is not None:
+            self._firmware_request = request_id
+        rid = None if status == "Idle" else self._firmware_request
+        self.post(call.FirmwareStatusNotification(status=status, request_id=rid))
+
+    async def async_log_status(self, status: str, request_id: int | None = None) -> None:
+        """LogStatusNotification (N01); the aggregator's UploadFailed is 2.0.1's UploadFailure."""
+        status = {"UploadFailed": "UploadFailure"}.get(status, status)
+        self.log_status = status
+        if request_id is not None:
+            self._log_request = request_id
+        rid = None if status == "Idle" else self._log_request
+        self.post(call.LogStatusNotification(status=status, request_id=rid))
 
     def parse_time(self, text: str) -> float:
         return parse_datetime(text)

@@ -12,6 +12,7 @@ from ocpp201_kit import make_ports, running_station, until
 from strict_peer import StrictPeer
 
 from chargeport.port import ErrorCode, PortErrorEvent
+from system_aggregator.fake import FakeStationSystem
 
 ID = "CP-201"
 
@@ -81,7 +82,7 @@ async def test_boot_statuses_and_device_model_b01_b05_b06_b07(
         )
         assert trig["status"] == "Accepted"
         unknown = await peer.call(
-            ID, "TriggerMessage", {"requestedMessage": "LogStatusNotification"}
+            ID, "TriggerMessage", {"requestedMessage": "PublishFirmwareStatusNotification"}
         )
         assert unknown["status"] == "NotImplemented"
 
@@ -271,7 +272,7 @@ async def test_authorization_reservation_availability_and_faults_c_d_g_h_n(
         ('[2,"m2","ClearCache",{"bogus":true}]', "FormatViolation"),
         ('[2,"m3","FlyToTheMoon",{}]', "NotImplemented"),
         (
-            '[2,"m4","UpdateFirmware",{"requestId":1,"firmware":{"location":"x","retrieveDateTime":"2024-01-01T00:00:00Z"}}]',
+            '[2,"m4","InstallCertificate",{"certificateType":"V2GRootCertificate","certificate":"x"}]',
             "NotSupported",
         ),
         ('[2,"m5","Reset",{"type":"Sometime"}]', "PropertyConstraintViolation"),
@@ -295,3 +296,38 @@ async def test_bad_calls_get_2_0_1_error_codes_ocppj_4_3(
         assert error[2] == code
         # the station keeps serving
         assert (await peer.call(ID, "GetLocalListVersion", {}))["versionNumber"] == 0
+
+
+async def test_firmware_log_and_reset_through_the_aggregator_l01_n01_b12(
+    peer201: StrictPeer, tmp_path: Path
+) -> None:
+    peer = peer201
+    system = FakeStationSystem(diagnostics_statuses=("Uploading", "UploadFailed"))
+    async with running_station(tmp_path / "db.sqlite", peer.url, system=system):
+        await _booted(peer)
+        fw = await peer.call(
+            ID,
+            "UpdateFirmware",
+            {
+                "requestId": 1,
+                "firmware": {
+                    "location": "http://127.0.0.1:1/fw.bundle",
+                    "retrieveDateTime": "2030-01-01T00:00:00Z",
+                },
+            },
+        )
+        assert fw["status"] == "Accepted"
+        await peer.wait_for(lambda: len(peer.calls("FirmwareStatusNotification")) == 4)
+        got = await peer.call(
+            ID,
+            "GetLog",
+            {"logType": "DiagnosticsLog", "requestId": 2, "log": {"remoteLocation": "ftp://x/y"}},
+        )
+        assert got["status"] == "Accepted" and got["filename"]
+        await peer.wait_for(lambda: len(peer.calls("LogStatusNotification")) == 2)
+        assert peer.calls("LogStatusNotification")[-1]["status"] == "UploadFailure"
+        trig = await peer.call(ID, "TriggerMessage", {"requestedMessage": "LogStatusNotification"})
+        assert trig["status"] == "Accepted"
+        await peer.wait_for(lambda: len(peer.calls("LogStatusNotification")) == 3)
+        assert (await peer.call(ID, "Reset", {"type": "Immediate"}))["status"] == "Accepted"
+        await until(lambda: bool(system.resets))
