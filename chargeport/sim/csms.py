@@ -134,6 +134,16 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
             self.csms.frames.append((kind, str(frame[2]) if kind == "CALL" else str(frame[1])))
         await super().route_message(raw_msg)
 
+    async def _send(self, message: str) -> None:
+        """An answer to a charge point that has just closed the connection is dropped: the
+        receive loop must go on to the answers the charge point sent before it closed."""
+        try:
+            await super()._send(message)
+        except websockets.ConnectionClosed:
+            if not message.startswith(("[3,", "[4,")):
+                raise
+            log.info("%s: answer dropped, the connection is closed", self.id)
+
     def _record(self, action: str, payload: dict[str, Any]) -> None:
         self.csms.messages.append((action, payload))
         self.csms.changed()

@@ -203,8 +203,8 @@ class SecurityHandlers:
             report,
         )
         self._later(release)
-        log_name = f"{log_type}-{name}" if name else None
-        return call_result.GetLog(status="Accepted", filename=log_name)
+        # Both log types are the one archive: the security events are lines of the boards' logs.
+        return call_result.GetLog(status="Accepted", filename=name or None)
 
     # -------------------------------------------------------------- firmware
 

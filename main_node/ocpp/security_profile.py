@@ -128,8 +128,10 @@ def url_for(profile: int, url: str) -> str:
     return url
 
 
-# The CSMS is not there at all: nothing was learnt about the credentials.
-_UNREACHABLE = (ConnectionRefusedError, TimeoutError, socket.gaierror)
+# Nothing listens there, or the name does not resolve: nothing was learnt about the
+# credentials. (A TLS attempt that times out may be a peer that never answers the handshake:
+# after a change, that counts as a failed connection.)
+_UNREACHABLE = (ConnectionRefusedError, socket.gaierror)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -148,7 +150,7 @@ def classify(exc: BaseException, *, tls: bool, client_certificate: bool) -> tupl
         if isinstance(item, InvalidStatus) and item.response.status_code in (401, 403):
             return Failure.BAD_CREDENTIALS, f"the CSMS answered HTTP {item.response.status_code}"
         if isinstance(item, ssl.SSLCertVerificationError):
-            return Failure.UNTRUSTED_CSMS, str(item.verify_message or item)[:200]
+            return Failure.UNTRUSTED_CSMS, str(getattr(item, "verify_message", None) or item)[:200]
         if isinstance(item, ssl.SSLError):
             reason = str(item.reason or item)
             if "PROTOCOL_VERSION" in reason or "UNSUPPORTED_PROTOCOL" in reason:

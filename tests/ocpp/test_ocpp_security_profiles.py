@@ -185,19 +185,34 @@ async def test_profile_only_goes_up(tmp_path: Path) -> None:
 
 
 async def test_raised_profile_that_fails_falls_back_and_reports_it(tmp_path: Path) -> None:
-    """Profile 1 -> 2 accepted (a CSMS root is installed), but the CSMS does not speak TLS on
-    its address: the station falls back to profile 1 and reports SecurityProfileFallback."""
-    ca = Ca.make("CSMS root")
-    async with (
-        CentralSystem(password=PASSWORD) as csms,
-        running_station(tmp_path / "db.sqlite", csms.url, basic_auth_password=PASSWORD) as station,
-    ):
-        await until(lambda: station.session.online)
-        assert await csms.install_certificate(CSMS_ROOT, ca.pem) == "Accepted"
-        assert await csms.change_configuration("SecurityProfile", "2") == "Accepted"
-        await csms.wait_for(lambda: "SecurityProfileFallback" in csms.security_events())
-        assert station.session.security.profile == 1
-        assert (await config(csms, "SecurityProfile"))["value"] == "1"
+    """Profile 1 -> 2 accepted (a CSMS root is installed), but the CSMS that answers on wss://
+    shows a certificate from another CA: the station falls back to profile 1 and, once a
+    connection is up, reports InvalidCentralSystemCertificate and SecurityProfileFallback."""
+    ca, foreign = Ca.make("CSMS root"), Ca.make("Foreign")
+    csms = CentralSystem(password=PASSWORD)
+    await csms.start()
+    port = csms.port
+    try:
+        async with running_station(
+            tmp_path / "db.sqlite", csms.url, basic_auth_password=PASSWORD
+        ) as station:
+            await until(lambda: station.session.online)
+            assert await csms.install_certificate(CSMS_ROOT, ca.pem) == "Accepted"
+            assert await csms.change_configuration("SecurityProfile", "2") == "Accepted"
+            await csms.stop()
+            csms.ssl_context = server_context(tmp_path / "foreign", foreign)
+            await csms.start(port)
+            journal = station.session.security.events
+            await until(lambda: "SecurityProfileFallback" in {k for k, _, _ in journal.all()})
+            assert station.session.security.profile == 1
+            await csms.stop()
+            csms.ssl_context = None  # back to what profile 1 can reach
+            await csms.start(port)
+            await csms.wait_for(lambda: "SecurityProfileFallback" in csms.security_events())
+            assert "InvalidCentralSystemCertificate" in csms.security_events()
+            assert (await config(csms, "SecurityProfile"))["value"] == "1"
+    finally:
+        await csms.stop()
 
 
 async def test_raised_profile_is_kept_once_it_connects(tmp_path: Path) -> None:
