@@ -149,6 +149,11 @@ class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
         tx.id_token = token["id_token"]
         return call_result.TransactionEvent(id_token_info=self.csms.token_info(token["id_token"]))
 
+    @on(Action.meter_values)
+    def on_meter_values(self, **kw: Any) -> Any:
+        self._record("MeterValues", kw)
+        return call_result.MeterValues()
+
     @on(Action.notify_report)
     def on_notify_report(self, **kw: Any) -> Any:
         self._record("NotifyReport", kw)

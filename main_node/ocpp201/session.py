@@ -203,13 +203,14 @@ class Session201:
         return self._rpc is not None and self.connected.is_set()
 
     def _real_s(self, simulated_s: float) -> float:
-        return simulated_s * self.options.time_scale / self.clock.speed
+        """Real seconds to wait for `simulated_s` of the session's clock (`--speed N`)."""
+        return simulated_s / self.clock.speed
 
     def interval(self, component: str, variable: str, instance: str | None = None) -> float:
-        """An interval variable in seconds (0 = off), capped at a week."""
-        return float(
-            min(max(0, self.device.int_value(component, variable, instance)), MAX_INTERVAL_S)
-        )
+        """An interval variable in (simulated) seconds, 0 = off, capped at a week, shrunk by
+        `time_scale` (tests), as the 1.6 session does."""
+        seconds = min(max(0, self.device.int_value(component, variable, instance)), MAX_INTERVAL_S)
+        return float(seconds) * self.options.time_scale
 
     def status_of(self, evse: int) -> str:
         tracker = self.trackers.get(evse)
@@ -373,7 +374,7 @@ class Session201:
                 return
             wait = interval or 30
             log.info("BootNotification %s; retrying in %d s", result.status, wait)
-            await asyncio.sleep(self._real_s(wait))
+            await asyncio.sleep(self._real_s(wait * self.options.time_scale))
 
     async def async_boot_again(self) -> None:
         if self._rpc is not None:
@@ -394,7 +395,7 @@ class Session201:
             self._wake.clear()
             retry = self.interval("OCPPCommCtrlr", "MessageAttemptInterval", "TransactionEvent")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._real_s(max(0.5, retry / 4))):
+                async with asyncio.timeout(self._real_s(max(0.01, retry / 4))):
                     await self._wake.wait()
 
     async def _deliver(self, rpc: Rpc, entry: Any) -> None:
@@ -570,11 +571,16 @@ class Session201:
             self._notify_fault(evse, body)
 
     def _meter(
-        self, evse: int, context: str, variable: str, mv: MeterValue | None
+        self,
+        evse: int,
+        context: str,
+        variable: str,
+        mv: MeterValue | None,
+        component: str = "SampledDataCtrlr",
     ) -> dict[str, Any] | None:
-        if mv is None or not self.device.bool_value("SampledDataCtrlr", "Enabled"):
+        if mv is None or not self.device.bool_value(component, "Enabled"):
             return None
-        measurands = self.device.list_value("SampledDataCtrlr", variable)
+        measurands = self.device.list_value(component, variable)
         return meter_value(self.now(), mv, context, measurands)
 
     def _on_session(self, evse: int, ev: SessionEvent, ts: float) -> None:
@@ -706,7 +712,10 @@ class Session201:
     # ------------------------------------------------------------ meter values (J)
 
     async def _meter_loop(self) -> None:
-        """TxUpdatedInterval samples as TransactionEvent Updated (J02)."""
+        """TxUpdatedInterval samples as TransactionEvent Updated (J02); clock-aligned readings
+        every AlignedDataCtrlr.Interval (J01): in a transaction as TransactionEvent Updated
+        (MeterValueClock), outside one as MeterValues."""
+        aligned_at: float | None = None
         while True:
             now = self.now()
             interval = self.interval("SampledDataCtrlr", "TxUpdatedInterval")
@@ -714,20 +723,48 @@ class Session201:
             for evse in due:
                 self._next_sample[evse] = now + interval
                 self.sample(evse, "MeterValuePeriodic", "Sample.Periodic")
+            aligned = self.interval("AlignedDataCtrlr", "Interval")
+            if aligned <= 0 or not self.device.bool_value("AlignedDataCtrlr", "Enabled"):
+                aligned_at = None
+            elif aligned_at is None or aligned_at - now > aligned:
+                aligned_at = (now // aligned + 1) * aligned  # the next clock-aligned instant
+            elif aligned_at <= now:
+                aligned_at = (now // aligned + 1) * aligned
+                for evse in sorted(self.ports):
+                    self.clock_aligned(evse)
             upcoming = [t for t in self._next_sample.values()] if interval > 0 else []
+            if aligned_at is not None:
+                upcoming.append(aligned_at)
             wait = (min(upcoming) - now) if upcoming else 3600.0
             self._meter_wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._real_s(max(0.0, wait)) + 0.001):
                     await self._meter_wake.wait()
 
-    def sample(self, evse: int, trigger: str, context: str) -> bool:
+    def clock_aligned(self, evse: int) -> None:
+        """One clock-aligned reading of an EVSE (J01)."""
+        if self.sample(evse, "MeterValueClock", "Sample.Clock", "AlignedDataCtrlr", "Measurands"):
+            return
+        meter = self._meter(
+            evse, "Sample.Clock", "Measurands", self.latest_meter.get(evse), "AlignedDataCtrlr"
+        )
+        if meter is not None:
+            self.post(call.MeterValues(evse_id=evse, meter_value=[_snake(meter)]))
+
+    def sample(
+        self,
+        evse: int,
+        trigger: str,
+        context: str,
+        component: str = "SampledDataCtrlr",
+        variable: str = "TxUpdatedMeasurands",
+    ) -> bool:
         """Journal an Updated TransactionEvent with the EVSE's latest reading."""
         machine = self.evses[evse]
         if machine.tx is None:
             return False
         mv = self.latest_meter.get(evse)
-        meter = self._meter(evse, context, "TxUpdatedMeasurands", mv)
+        meter = self._meter(evse, context, variable, mv, component)
         payload = machine.updated(trigger, self.now(), not self.online, meter)
         if payload is None:
             return False

@@ -18,6 +18,8 @@ from system_aggregator.api import StationSystem
 
 __all__ = ["Station201", "make_ports", "running_station", "until"]
 
+_TX_IDS = itertools.count(1)  # unique across restarts of a station within the test run
+
 
 def make_ports(n: int = 4) -> dict[int, FakePort]:
     """EVSE 1 = the local port, 2..n = satellites (the session cannot tell)."""
@@ -55,7 +57,6 @@ async def running_station(
         "time_scale": 0.02,
     }
     base.update(kw)
-    counter = itertools.count(1)
     station = Station201(session=None, ports=ports)  # type: ignore[arg-type]
     station.session = Session201(
         Options201(**base),
@@ -63,7 +64,7 @@ async def running_station(
         conn,
         system=system,
         limit_sink=limit_sink or (lambda cid, amps: station.limits.append((cid, amps))),
-        new_tx_id=lambda: f"{db_path.stem}-tx-{next(counter)}",
+        new_tx_id=lambda: f"tx-{next(_TX_IDS)}",
     )
     task = asyncio.create_task(station.session.run())
     try:

@@ -57,3 +57,40 @@ async def test_unknown_transaction_stop_is_rejected_f03(tmp_path: Path) -> None:
         await csms.wait_for(lambda: len(csms.statuses) >= 4)
         result = await csms.request_stop("no-such-tx")
         assert result.status == "Rejected"
+
+
+async def test_sampled_and_clock_aligned_meter_values_j01_j02(tmp_path: Path) -> None:
+    """J02: TxUpdatedInterval samples ride on TransactionEvent Updated (MeterValuePeriodic);
+    J01: clock-aligned readings as Updated (MeterValueClock) in a transaction, MeterValues
+    outside one."""
+    ports = make_ports(2)
+    async with (
+        CentralSystem201() as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 2)
+        assert await csms.set_variable("SampledDataCtrlr", "TxUpdatedInterval", "10") == "Accepted"
+        ports[1].meter(100.0, 7000.0)
+        ports[2].meter(5.0)
+        ports[1].plug_in()
+        ports[1].ev_ready()
+        await csms.request_start("TAG-OK", evse_id=1)
+        tx = await csms.wait_for(lambda: csms.transaction_on(1))
+
+        def triggers(name: str) -> list[dict[str, object]]:
+            return [e for e in tx.events if e["trigger_reason"] == name]
+
+        await csms.wait_for(lambda: len(triggers("MeterValuePeriodic")) >= 2)
+        periodic = triggers("MeterValuePeriodic")[0]["meter_value"][0]["sampled_value"]
+        assert {v["context"] for v in periodic} == {"Sample.Periodic"}
+        assert {v["measurand"] for v in periodic} >= {
+            "Energy.Active.Import.Register",
+            "Power.Active.Import",
+        }
+        assert await csms.set_variable("AlignedDataCtrlr", "Interval", "30") == "Accepted"
+        await csms.wait_for(lambda: triggers("MeterValueClock"))
+        clock = triggers("MeterValueClock")[0]["meter_value"][0]["sampled_value"]
+        assert {v["context"] for v in clock} == {"Sample.Clock"}
+        idle = await csms.wait_for(lambda: csms.actions("MeterValues"))
+        assert idle[0]["evse_id"] == 2
+        assert idle[0]["meter_value"][0]["sampled_value"][0]["value"] == 5.0

@@ -1,0 +1,116 @@
+"""OCPP 2.0.1: a main restart mid-transaction (E, journal) and IdTokens presented at a gun (C01,
+C12 local list, offline rules), against a real 2.0.1 CSMS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ocpp.v201 import call
+from ocpp201_kit import make_ports, running_station, until
+
+from chargeport.fake_port import FakePort
+from chargeport.port import PortInfo, SessionEvent, SessionEventType, TransactionData
+from chargeport.sim.csms201 import CentralSystem201
+
+
+def _present(port: FakePort, tag: str) -> None:
+    """An RFID card at the gun's reader: the port asks for authorization with the tag."""
+    port.emit(SessionEvent(SessionEventType.AUTH_REQUIRED, "s", TransactionData("", tag, 0.0)))
+
+
+async def test_main_restart_ends_the_local_transaction_and_continues_the_satellite_one(
+    tmp_path: Path,
+) -> None:
+    """The local board restarts with the main: its transaction ended (PowerLoss). A satellite
+    kept charging: its transaction goes on under the same id, seqNo continuing."""
+    db = tmp_path / "db.sqlite"
+    ports = make_ports()
+    async with CentralSystem201() as csms:
+        async with running_station(db, csms.url, ports) as station:
+            await csms.wait_for(lambda: len(csms.statuses) >= 4)
+            for evse in (1, 2):
+                ports[evse].meter(500.0)
+                ports[evse].plug_in()
+                ports[evse].ev_ready()
+                await csms.request_start("TAG-OK", evse_id=evse)
+            await csms.wait_for(lambda: csms.transaction_on(1) and csms.transaction_on(2))
+            ports[1].meter(700.0)
+            # (delivery is at least once: a kill between send and mark would repeat the entry)
+            await until(lambda: station.session.journal.pending_count() == 0)
+        # the main (and with it the local board) restarts; the satellite's port lives on
+        restarted = make_ports()
+        restarted[2] = ports[2]
+        async with running_station(db, csms.url, restarted):
+            local = csms.transaction_on(1)
+            assert local is not None
+            await csms.wait_for(lambda: local.ended)
+            assert local.stopped_reason == "PowerLoss"
+            sat = csms.transaction_on(2)
+            assert sat is not None and not sat.ended
+            ports[2].unplug()
+            await csms.wait_for(lambda: sat.ended)
+            assert [e["seq_no"] for e in sat.events] == list(range(len(sat.events)))
+            assert len(csms.actions("BootNotification")) == 2
+
+
+async def test_presented_token_authorized_by_the_csms_starts_a_transaction_c01(
+    tmp_path: Path,
+) -> None:
+    ports = make_ports()
+    async with (
+        CentralSystem201(accepted_tags=["CARD-1"]) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 4)
+        ports[3].plug_in()
+        ports[3].ev_ready()
+        _present(ports[3], "CARD-X")  # unknown to the CSMS: Invalid, the gun stays locked
+        await csms.wait_for(lambda: csms.actions("Authorize"))
+        _present(ports[3], "CARD-1")
+        tx = await csms.wait_for(lambda: csms.transaction_on(3))
+        assert tx.id_token == "CARD-1"
+        assert tx.events[0]["id_token"] == {"id_token": "CARD-1", "type": "ISO14443"}
+        assert [a["id_token"]["id_token"] for a in csms.actions("Authorize")] == [
+            "CARD-X",
+            "CARD-1",
+        ]
+        assert [c for c in ports[3].calls if c[0] == "authorize"] == [
+            ("authorize", ("CARD-1", None))
+        ]
+
+
+async def test_local_list_token_charges_while_offline_c12_d01(tmp_path: Path) -> None:
+    ports = {1: FakePort(PortInfo(1, "SER-1", "1.0.0", 32.0, 3))}
+    csms = CentralSystem201()
+    await csms.start()
+    try:
+        async with running_station(tmp_path / "db.sqlite", csms.url, ports) as station:
+            await csms.wait_for(lambda: len(csms.statuses) >= 1)
+            result = await csms.send(
+                call.SendLocalList(
+                    version_number=1,
+                    update_type="Full",
+                    local_authorization_list=[
+                        {
+                            "id_token": {"id_token": "LIST-1", "type": "ISO14443"},
+                            "id_token_info": {"status": "Accepted"},
+                        },
+                        {
+                            "id_token": {"id_token": "LIST-2", "type": "ISO14443"},
+                            "id_token_info": {"status": "Blocked"},
+                        },
+                    ],
+                )
+            )
+            assert result.status == "Accepted"
+            await csms.stop()
+            await until(lambda: not station.session.online)
+            ports[1].plug_in()
+            ports[1].ev_ready()
+            _present(ports[1], "LIST-2")  # Blocked on the list: refused even offline
+            _present(ports[1], "NOBODY")  # unknown, OfflineTxForUnknownIdEnabled false
+            _present(ports[1], "LIST-1")
+            await until(lambda: station.session.transaction_id(1) is not None)
+            assert [c[1][0] for c in ports[1].calls if c[0] == "authorize"] == ["LIST-1"]
+    finally:
+        await csms.stop()
