@@ -4,6 +4,7 @@ boot, statuses per EVSE, remote start / stop on the local gun and a satellite gu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ocpp201_kit import make_ports, running_station
@@ -77,7 +78,7 @@ async def test_sampled_and_clock_aligned_meter_values_j01_j02(tmp_path: Path) ->
         await csms.request_start("TAG-OK", evse_id=1)
         tx = await csms.wait_for(lambda: csms.transaction_on(1))
 
-        def triggers(name: str) -> list[dict[str, object]]:
+        def triggers(name: str) -> list[dict[str, Any]]:
             return [e for e in tx.events if e["trigger_reason"] == name]
 
         await csms.wait_for(lambda: len(triggers("MeterValuePeriodic")) >= 2)
