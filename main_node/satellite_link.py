@@ -34,6 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -76,6 +77,7 @@ from main_node.link_core import (
 )
 from main_node.locator import Address, Locator
 from main_node.port_ledger import Ledger
+from main_node.tls_probe import looks_like_tls_failure, probe_peer
 
 __all__ = ["LinkRefused", "SatelliteLink"]
 
@@ -120,8 +122,13 @@ class SatelliteLink:
         clock: Clock | None = None,
         protocol_version: int = PROTOCOL_VERSION,
         monotonic: Callable[[], float] = time.monotonic,
+        pki_dir: str | Path | None = None,
+        refused_retry_s: float = 10.0,
     ) -> None:
         self.serial = serial
+        # With mTLS: where the station CA is, to explain a refused certificate in words.
+        self._pki_dir = pki_dir
+        self._refused_retry_s = refused_retry_s
         self._locator = locator
         self._credentials = credentials
         self._keepalive_s = keepalive_s
@@ -294,11 +301,32 @@ class SatelliteLink:
                 if await self._connect_once(addr):
                     delay = self._retry_initial_s
             except grpc.aio.AioRpcError as exc:
-                self._note_error(f"{exc.code().name}: {exc.details()}")
+                if await self._explain_refusal(addr, exc):
+                    # A certificate needs a person, not a fast retry.
+                    delay = max(delay, self._refused_retry_s)
+                else:
+                    self._note_error(f"{exc.code().name}: {exc.details()}")
             except (LinkRefused, TimeoutError) as exc:
                 self._note_error(str(exc) or "handshake timed out")
             await self._wait_retry(delay, addr)
             delay = min(delay * 2, self._retry_max_s)
+
+    async def _explain_refusal(self, addr: Address, exc: grpc.aio.AioRpcError) -> bool:
+        """A failed TLS handshake: name the cause once, at ERROR (gRPC's text names none)."""
+        details = exc.details() or ""
+        if self._pki_dir is None or exc.code() is not grpc.StatusCode.UNAVAILABLE:
+            return False
+        if not looks_like_tls_failure(details):
+            return False
+        why = await asyncio.to_thread(
+            probe_peer, addr[0], addr[1], serial=self.serial, pki_dir=self._pki_dir
+        )
+        if why is None:
+            return False
+        if why != self.last_error:
+            log.error("%s; retrying every %g s", why, self._refused_retry_s)
+        self.last_error = why
+        return True
 
     def _note_error(self, text: str) -> None:
         if text != self.last_error:

@@ -58,6 +58,7 @@ class Station:
                 phases=config.port.phases,
                 connector_type=config.port.connector_type,
                 clock=clock,
+                pki_dir=None if link.insecure else link.pki_dir,
             )
             for sat in config.satellites
         }

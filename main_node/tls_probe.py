@@ -28,7 +28,7 @@ from chargeport.pki import ca_cert_path, main_pair
 __all__ = ["explain_certificate", "looks_like_tls_failure", "probe_peer"]
 
 # Fragments of gRPC C-core's texts for a failed TLS handshake (any version seen so far).
-_TLS_MARKERS = ("ssl", "handshake", "certificate", "peer name", "tls")
+_TLS_MARKERS = ("ssl", "handshake", "certificate", "peer name", "tls", "verification")
 
 
 def looks_like_tls_failure(details: str) -> bool:

@@ -96,10 +96,18 @@ class GunView:
     active_errors: dict[str, str] = field(default_factory=dict)
     history: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
+    linked_once: bool = False  # the board answered at least once since the main started
+
+    def __post_init__(self) -> None:
+        # A satellite's gun is reachable only once its link has come up.
+        self.link_up = not self.info.remote
+
     @property
     def state(self) -> str:
         """What a person reads: derived, never stored, so it cannot disagree with `link_up`."""
-        return self.headline if self.link_up else "Link lost"
+        if self.link_up:
+            return self.headline
+        return "Link lost" if self.linked_once else "Connecting"
 
 
 class StationView:
@@ -156,6 +164,7 @@ class StationView:
             gun.enabled = body.enabled
         elif isinstance(body, LinkChanged):
             gun.link_up = body.connected
+            gun.linked_once = gun.linked_once or body.connected
             if body.connected:
                 gun.boot_id = body.boot_id
                 gun.firmware_version = body.firmware_version or gun.firmware_version
@@ -169,6 +178,8 @@ class StationView:
         gun = self.guns.get(connector)
         if gun is None:
             return
+        # The port answered, so it is reachable now (a link loss after this is an event).
+        gun.link_up = gun.linked_once = True
         gun.headline = _SESSION_STATE.get(status.session_state, status.session_state.value)
         gun.cp_state = status.cp_state.value
         gun.enabled = status.enabled

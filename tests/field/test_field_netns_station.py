@@ -122,3 +122,30 @@ async def test_example_configs_run_a_station_across_hosts(lab: NetnsLab, boards:
     # wildcard interface choice, never 0.0.0.0 or loopback.
     assert "satellite SAT-SIM-1 is at ('10.232.0.11', 50061)" in boards.log("main")
     assert state["discovery_problems"] == []
+
+
+async def test_a_satellite_with_a_foreign_certificate_is_one_readable_error(
+    lab: NetnsLab, boards: Boards, site: Path
+) -> None:
+    """The board carries a certificate from another `pki init`: the main says so once, at
+    ERROR, naming the board's address, and no gRPC C-core lines reach the log."""
+    subprocess.run(
+        [CHARGEPORT, "pki", "init", "--dir", "pki-other", "--station", "CP-OTHER",
+         "--satellite", "SAT-SIM-1"],
+        cwd=site, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    config = site / "examples" / "sim-satellite.toml"
+    config.write_text(config.read_text().replace('pki_dir = "pki"', 'pki_dir = "pki-other"'))
+    await boards.start("sat1", "sat1", "satellite", "--config", "examples/sim-satellite.toml")
+    await boards.start("main", "main", "main", "--config", "examples/sim-main.toml")
+    async with asyncio.timeout(BOUND_S):
+        while "satellite at 10.232.0.11:50061" not in boards.log("main"):
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # several more refused handshakes: still one line
+    lines = boards.log("main").splitlines()
+    errors = [line for line in lines if " ERROR " in line and "satellite at" in line]
+    assert len(errors) == 1, errors
+    assert "station CA" in errors[0] or "same `chargeport pki init`" in errors[0], errors
+    assert not [line for line in lines if "ssl_transport_security" in line or "E1204" in line]
+    state = await station_state(lab)
+    assert state is not None and not state["guns"][1]["link_up"]

@@ -92,6 +92,11 @@ def test_each_refusal_reason_is_named(station: Path, foreign: Path) -> None:
     [
         ("failed to connect to all addresses; last error: UNKNOWN: Ssl handshake failed", True),
         ("Peer name SAT-0002 is not in peer certificate", True),
+        (
+            "last error: UNKNOWN: ipv4:127.0.0.1:38511: Custom verification check failed with "
+            "error: UNAUTHENTICATED: Hostname Verification Check failed.",
+            True,
+        ),
         ("failed to connect to all addresses; last error: Connection refused", False),
     ],
 )

@@ -136,3 +136,14 @@ def test_after_a_link_blip_the_gun_shows_its_session_again_not_link_lost() -> No
         True,
         "Paused by EV",
     )
+
+
+def test_a_satellite_gun_is_not_reachable_until_its_link_first_comes_up() -> None:
+    """At boot a satellite's gun says Connecting with link_up false, never 'up' by default."""
+    view = StationView("ST", [info(1), info(2)])
+    local, remote = view.snapshot()["guns"]
+    assert (local["link_up"], remote["link_up"], remote["state"]) == (True, False, "Connecting")
+    view.apply(2, ev(1, LinkChanged(True, "boot-1", "1.0.0")))
+    view.apply(2, ev(2, LinkChanged(False, "boot-1", "1.0.0")))
+    remote = view.snapshot()["guns"][1]
+    assert (remote["link_up"], remote["state"]) == (False, "Link lost")
