@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from netns import NetnsLab, NetnsUnavailable
 
+from chargeport.pki import init_pki
+
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,11 +131,7 @@ async def test_a_satellite_with_a_foreign_certificate_is_one_readable_error(
 ) -> None:
     """The board carries a certificate from another `pki init`: the main says so once, at
     ERROR, naming the board's address, and no gRPC C-core lines reach the log."""
-    subprocess.run(
-        [CHARGEPORT, "pki", "init", "--dir", "pki-other", "--station", "CP-OTHER",
-         "--satellite", "SAT-SIM-1"],
-        cwd=site, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    init_pki(site / "pki-other", "CP-OTHER", ["SAT-SIM-1"])
     config = site / "examples" / "sim-satellite.toml"
     config.write_text(config.read_text().replace('pki_dir = "pki"', 'pki_dir = "pki-other"'))
     await boards.start("sat1", "sat1", "satellite", "--config", "examples/sim-satellite.toml")
