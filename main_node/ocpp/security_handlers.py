@@ -229,6 +229,14 @@ class SecurityHandlers:
             security_event(INVALID_SIGNING_CERTIFICATE, f"SignedUpdateFirmware: {reason}")
             return call_result.SignedUpdateFirmware(status="InvalidCertificate")
         retrieve = parse_iso_time(str(firmware["retrieve_date_time"]))
+        install_at = firmware.get("install_date_time")
+        install = parse_iso_time(str(install_at)) if install_at else None
+        status = "Accepted"
+        running = self.sec.firmware_job
+        if running is not None and running.phase != "done":
+            if not running.cancel():
+                return call_result.SignedUpdateFirmware(status="Rejected")  # boards installing
+            status = "AcceptedCanceled"
 
         async def report(status: str) -> None:
             self.sec.firmware_status = (status, request_id)
@@ -236,6 +244,7 @@ class SecurityHandlers:
 
         clock = self.host.clock
         job = SignedFirmware(system, self.sec.store.dir, report, clock.sleep, clock.time)
+        self.sec.firmware_job = job
         self._later(
             lambda: job.run(
                 str(firmware["location"]),
@@ -244,9 +253,10 @@ class SecurityHandlers:
                 str(firmware["signature"]),
                 retries or 0,
                 float(retry_interval or 0),
+                install,
             )
         )
-        return call_result.SignedUpdateFirmware(status="Accepted")
+        return call_result.SignedUpdateFirmware(status=status)
 
 
 def register(cp: Any, security: SessionSecurity) -> None:

@@ -60,6 +60,7 @@ from main_node.ocpp.security_profile import (
     url_for,
 )
 from main_node.ocpp.session_ops import Offline, wait_event
+from main_node.ocpp.signed_firmware import SignedFirmware
 from system_aggregator.api import StationSystem
 
 __all__ = ["SecurityHost", "SessionSecurity"]
@@ -147,6 +148,7 @@ class SessionSecurity:
         self._warned_plain = False
         self._warned_certs: set[bytes] = set()
         self._handler: SecurityLogHandler | None = None
+        self.firmware_job: SignedFirmware | None = None  # the SignedUpdateFirmware running
         self.firmware_status: tuple[str, int | None] = ("Idle", None)  # status, requestId
         self.log_status: tuple[str, int | None] = ("Idle", None)  # UploadLogStatus, requestId
         config = host.config

@@ -66,7 +66,12 @@ def log_status_for(status: str) -> str:
 
 
 class SignedFirmware:
-    """One SignedUpdateFirmware request, run to its end; `report` sends each status."""
+    """One SignedUpdateFirmware request, run to its end; `report` sends each status.
+
+    Until the rollout starts it can be cancelled (a newer SignedUpdateFirmware replaces it:
+    AcceptedCanceled); once the aggregator installs, it runs to its end (the newer request is
+    Rejected). `phase` says which: "pending", "rollout", "done".
+    """
 
     def __init__(
         self,
@@ -81,6 +86,28 @@ class SignedFirmware:
         self._report = report
         self._sleep = sleep
         self._now = now
+        self.phase = "pending"
+        self._cancelled = asyncio.Event()
+
+    def cancel(self) -> bool:
+        """Stop before the rollout; False once the boards are being installed."""
+        if self.phase != "pending":
+            return self.phase == "done"
+        self._cancelled.set()
+        return True
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds` of the clock; True when cancelled meanwhile."""
+        if seconds > 0 and not self._cancelled.is_set():
+            sleeper = asyncio.ensure_future(self._sleep(seconds))
+            waiter = asyncio.ensure_future(self._cancelled.wait())
+            try:
+                await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, waiter):
+                    task.cancel()
+                await asyncio.gather(sleeper, waiter, return_exceptions=True)
+        return self._cancelled.is_set()
 
     async def run(
         self,
@@ -90,6 +117,24 @@ class SignedFirmware:
         signature: str,
         retries: int,
         retry_interval_s: float,
+        install: float | None = None,
+    ) -> None:
+        try:
+            await self._run(
+                location, retrieve, signing, signature, retries, retry_interval_s, install
+            )
+        finally:
+            self.phase = "done"
+
+    async def _run(
+        self,
+        location: str,
+        retrieve: float,
+        signing: x509.Certificate,
+        signature: str,
+        retries: int,
+        retry_interval_s: float,
+        install: float | None,
     ) -> None:
         try:
             check_location(location)
@@ -99,13 +144,17 @@ class SignedFirmware:
             return
         if retrieve > self._now():
             await self._report("DownloadScheduled")
-            await self._sleep(retrieve - self._now())
+            if await self._pause(retrieve - self._now()):
+                return
         await self._report("Downloading")
         self._work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._work, prefix="fw-check-") as tmp:
             image = Path(tmp) / "firmware"
             if not await self._download(location, image, retries, retry_interval_s):
-                await self._report("DownloadFailed")
+                if not self._cancelled.is_set():
+                    await self._report("DownloadFailed")
+                return
+            if self._cancelled.is_set():
                 return
             await self._report("Downloaded")
             ok = await asyncio.to_thread(verify_firmware_signature, signing, signature, image)
@@ -118,6 +167,13 @@ class SignedFirmware:
             await self._report("InvalidSignature")
             return
         await self._report("SignatureVerified")
+        if install is not None and install > self._now():
+            await self._report("InstallScheduled")  # installDateTime (whitepaper ed. 3)
+            if await self._pause(install - self._now()):
+                return
+        if self._cancelled.is_set():
+            return
+        self.phase = "rollout"
         await self._system.update_firmware(
             location, self._now(), retries, retry_interval_s, self._rollout_status
         )
@@ -129,8 +185,8 @@ class SignedFirmware:
                 return True
             except TransferError as exc:
                 log.warning("signed firmware download attempt %d failed: %s", attempt, exc)
-                if attempt < max(1, retries):
-                    await self._sleep(interval_s)
+                if attempt < max(1, retries) and await self._pause(interval_s):
+                    return False
         return False
 
     async def _rollout_status(self, status: str) -> None:

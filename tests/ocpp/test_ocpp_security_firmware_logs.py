@@ -4,6 +4,7 @@ boards (two of them over loopback gRPC) and a real HTTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -17,8 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from ocpp_security_pki import Ca, issue, pem
 from ocpp_station_fixture import running_station, until
 
+from chargeport.clock import ManualClock
 from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.certificates import MANUFACTURER_ROOT
+from main_node.ocpp.signed_firmware import SignedFirmware
+from system_aggregator.fake import FakeStationSystem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aggregator"))
 from agg_fixtures import (
@@ -166,3 +170,78 @@ async def test_get_log_uploads_every_boards_logs(
                 in csms.actions("LogStatusNotification")
             )
         )
+
+
+async def test_a_newer_signed_update_cancels_a_scheduled_one(
+    tmp_path: Path, station: Station, keys: Keys, http_server: HttpServer
+) -> None:
+    """A SignedUpdateFirmware while another waits for its retrieveDateTime: AcceptedCanceled;
+    the first never downloads, the second installs (whitepaper ed. 3, SignedUpdateFirmware)."""
+    maker = Ca.make("Maker root")
+    signer, signer_key = issue(maker, "firmware signing")
+    bundle = make_bundle(http_server.files, keys.key, version="2.0.0")
+    url, signature = f"{http_server.url}/fw/fw.bundle", sign_file(signer_key, bundle)
+    async with (
+        CentralSystem() as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, system=station.aggregator) as st,
+    ):
+        await until(lambda: st.session.online)
+        assert await csms.install_certificate(MANUFACTURER_ROOT, maker.pem) == "Accepted"
+        later = "2099-01-01T00:00:00Z"
+        assert await csms.signed_update_firmware(1, url, pem(signer), signature, later) == (
+            "Accepted"
+        )
+        await csms.wait_for(lambda: ("DownloadScheduled", 1) in signed_statuses(csms))
+        status = await csms.signed_update_firmware(2, url, pem(signer), signature)
+        assert status == "AcceptedCanceled"
+        await csms.wait_for(lambda: ("Installed", 2) in signed_statuses(csms), within_s=60)
+        assert [s for s, r in signed_statuses(csms) if r == 1] == ["DownloadScheduled"]
+        assert http_server.gets == 2  # the station's check and the aggregator's, for request 2
+
+
+async def test_install_date_time_holds_the_rollout_until_then(
+    tmp_path: Path, http_server: HttpServer
+) -> None:
+    """installDateTime in the future: InstallScheduled after SignatureVerified, and the
+    aggregator is only asked at that time (a ManualClock drives it); a job that is installing
+    cannot be cancelled any more."""
+    maker = Ca.make("Maker root")
+    signer, signer_key = issue(maker, "firmware signing")
+    image = http_server.files / "fw.bin"
+    image.write_bytes(b"firmware image")
+    clock = ManualClock()
+    system = FakeStationSystem()
+    statuses: list[str] = []
+
+    async def report(status: str) -> None:
+        statuses.append(status)
+
+    job = SignedFirmware(system, tmp_path / "work", report, clock.sleep, clock.time)
+    task = asyncio.create_task(
+        job.run(
+            f"{http_server.url}/fw/fw.bin",
+            clock.time(),
+            signer,
+            sign_file(signer_key, image),
+            1,
+            0.0,
+            install=clock.time() + 600,
+        )
+    )
+    try:
+        await until(lambda: statuses[-1:] == ["InstallScheduled"])
+        assert system.calls == []
+        clock.advance(600)
+        await task
+    finally:
+        task.cancel()
+    assert statuses == [
+        "Downloading",
+        "Downloaded",
+        "SignatureVerified",
+        "InstallScheduled",
+        "Installing",
+        "Installed",
+    ]
+    assert [name for name, _ in system.calls] == ["update_firmware"]
+    assert job.phase == "done"
