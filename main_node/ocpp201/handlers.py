@@ -358,15 +358,22 @@ class _Handlers:
                 for e in targets:
                     await self.s.request(self.s.status_payload(e))
 
-        elif message in ("MeterValues", "TransactionEvent"):
+        elif message == "TransactionEvent":
             targets = [evse] if evse is not None else sorted(self.s.ports)
-            trigger_targets = [e for e in targets if self.s.transaction_id(e) is not None]
-            if message == "TransactionEvent" and not trigger_targets:
+            running = [e for e in targets if self.s.transaction_id(e) is not None]
+            if not running:
                 return call_result.TriggerMessage(status="Rejected")
 
             async def work() -> None:
-                for e in trigger_targets:
+                for e in running:
                     self.s.sample(e, "Trigger", "Trigger")
+
+        elif message == "MeterValues":
+            targets = [evse] if evse is not None else sorted(self.s.ports)
+
+            async def work() -> None:
+                for e in targets:
+                    await self.s.async_meter_values(e, "Trigger")
 
         elif message == "FirmwareStatusNotification":
 

@@ -751,6 +751,14 @@ class Session201:
         if meter is not None:
             self.post(call.MeterValues(evse_id=evse, meter_value=[_snake(meter)]))
 
+    async def async_meter_values(self, evse: int, context: str) -> None:
+        """A MeterValues message with the EVSE's latest reading (F06 TriggerMessage)."""
+        meter = self._meter(
+            evse, context, "Measurands", self.latest_meter.get(evse), "AlignedDataCtrlr"
+        )
+        if meter is not None:
+            await self.request(call.MeterValues(evse_id=evse, meter_value=[_snake(meter)]))
+
     def sample(
         self,
         evse: int,

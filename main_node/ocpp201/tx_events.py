@@ -158,6 +158,7 @@ class EvseTx:
     tx: TxRecord | None = None
     pending_token: dict[str, Any] | None = None  # authorized before the transaction started
     pending_remote: int | None = None  # remoteStartId of a RequestStartTransaction (F01)
+    pending_reservation: int | None = None  # the reservation the authorization used (H03)
     ended: list[TxRecord] = field(default_factory=list)
 
     def _event(
@@ -214,11 +215,18 @@ class EvseTx:
         out: list[dict[str, Any]] = []
         if data is not None and data.id_tag and self.pending_token is None:
             self.pending_token = {"idToken": data.id_tag, "type": "ISO14443"}
+        if (
+            data is not None
+            and data.reservation_id is not None
+            and kind is not Ev.TRANSACTION_FINISHED
+        ):
+            self.pending_reservation = data.reservation_id
         trigger = _TRIGGER.get(kind)
         if self.tx is None:
             if kind in (Ev.SESSION_FINISHED, Ev.DEAUTHORIZED):
                 self.pending_token = None  # the authorization ended without a transaction
                 self.pending_remote = None
+                self.pending_reservation = None
                 return out
             if trigger is None or not points.starts(kind):
                 return out
@@ -228,10 +236,7 @@ class EvseTx:
                 trigger = "RemoteStart"
             self.tx.charging_state = _CHARGING_STATE.get(kind, "EVConnected")
             self._take_token(data)
-            extra: dict[str, Any] = {}
-            if data is not None and data.reservation_id is not None:
-                extra["reservationId"] = data.reservation_id
-            out.append(self._event("Started", trigger, now, offline, begin, **extra))
+            out.append(self._event("Started", trigger, now, offline, begin, **self._reserved()))
             return out
         if data is not None and self.tx.port_tx is None and kind is Ev.TRANSACTION_STARTED:
             self.tx.port_tx = data.transaction_id
@@ -257,6 +262,7 @@ class EvseTx:
             self.tx = None
             self.pending_token = None
             self.pending_remote = None
+            self.pending_reservation = None
             return out
         state = _CHARGING_STATE.get(kind)
         token_new = self.tx.id_token is None and self.pending_token is not None
@@ -265,8 +271,15 @@ class EvseTx:
             self.tx.charging_state = state
             out.append(self._event("Updated", trigger or "ChargingStateChanged", now, offline))
         elif token_new:
-            out.append(self._event("Updated", "Authorized", now, offline))
+            out.append(self._event("Updated", "Authorized", now, offline, **self._reserved()))
         return out
+
+    def _reserved(self) -> dict[str, Any]:
+        """reservationId for the event that first knows it (H03), once."""
+        if self.pending_reservation is None:
+            return {}
+        reservation, self.pending_reservation = self.pending_reservation, None
+        return {"reservationId": reservation}
 
     def _take_token(self, data: TransactionData | None) -> None:
         assert self.tx is not None

@@ -9,7 +9,7 @@ from ocpp.v201 import call
 from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.fake_port import FakePort
-from chargeport.port import PortInfo, SessionEvent, SessionEventType, TransactionData
+from chargeport.port import PortInfo, SessionEvent, SessionEventType, StopReason, TransactionData
 from chargeport.sim.csms201 import CentralSystem201
 
 
@@ -114,3 +114,52 @@ async def test_local_list_token_charges_while_offline_c12_d01(tmp_path: Path) ->
             assert [c[1][0] for c in ports[1].calls if c[0] == "authorize"] == ["LIST-1"]
     finally:
         await csms.stop()
+
+
+async def test_token_refused_in_the_transaction_event_stops_charging_e05(
+    tmp_path: Path,
+) -> None:
+    """E05 / StopTxOnInvalidId: a remote start is not authorized first (AuthorizeRemoteStart
+    false); the CSMS's idTokenInfo on the TransactionEvent refuses the token: the gun stops."""
+    ports = make_ports(2)
+    async with (
+        CentralSystem201(accepted_tags=["SOMEONE-ELSE"]) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 2)
+        ports[2].plug_in()
+        ports[2].ev_ready()
+        await csms.request_start("STOLEN", evse_id=2)
+        tx = await csms.wait_for(lambda: csms.transaction_on(2))
+        await csms.wait_for(lambda: tx.ended)
+        assert tx.stopped_reason == "DeAuthorized"
+        assert ("stop_transaction", (StopReason.DE_AUTHORIZED,)) in ports[2].calls
+
+
+async def test_a_reserved_evse_takes_only_its_token_h01_h03(tmp_path: Path) -> None:
+    ports = make_ports(2)
+    async with (
+        CentralSystem201(accepted_tags=["MINE", "OTHER"]) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 2)
+        result = await csms.send(
+            call.ReserveNow(
+                id=77,
+                expiry_date_time="2099-01-01T00:00:00Z",
+                id_token={"id_token": "MINE", "type": "ISO14443"},
+                evse_id=2,
+            )
+        )
+        assert result.status == "Accepted"
+        await csms.wait_for(lambda: csms.last_status(2) == "Reserved")
+        refused = await csms.request_start("OTHER", evse_id=2)
+        assert refused.status == "Rejected"
+        ports[2].plug_in()
+        ports[2].ev_ready()
+        _present(ports[2], "OTHER")
+        _present(ports[2], "MINE")
+        tx = await csms.wait_for(lambda: csms.transaction_on(2))
+        assert tx.id_token == "MINE"
+        assert tx.events[0]["reservation_id"] == 77
+        assert [c[1] for c in ports[2].calls if c[0] == "authorize"] == [("MINE", 77)]

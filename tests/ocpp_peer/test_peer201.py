@@ -116,6 +116,12 @@ async def test_remote_start_stop_with_meter_values_f01_f03_j02(
         )
         assert triggered["status"] == "Accepted"
         await peer.wait_for(lambda: len(_events(peer, evse)) >= 2)
+        meter = await peer.call(
+            ID, "TriggerMessage", {"requestedMessage": "MeterValues", "evse": {"id": evse}}
+        )
+        assert meter["status"] == "Accepted"
+        await peer.wait_for(lambda: peer.calls("MeterValues"))
+        assert peer.calls("MeterValues")[0]["evseId"] == evse
         status = await peer.call(ID, "GetTransactionStatus", {"transactionId": tx_id})
         assert status["ongoingIndicator"] is True
         ports[evse].meter(2600.0)
