@@ -202,9 +202,12 @@ class _Handlers:
         if self.s.status_of(evse) in ("Unavailable", "Faulted"):
             return call_result.RequestStartTransaction(status="Rejected")
         token = to_wire(req.id_token)
-        reserved = self.s.reservations.for_connector(evse, self.s.now())
-        if reserved is not None and not reserved.matches(str(token["idToken"])[:20], None):
-            return call_result.RequestStartTransaction(status="Rejected")
+        tag = str(token["idToken"])
+        group = to_wire(req.group_id_token) if req.group_id_token else None
+        parent = str(group["idToken"])[:20] if group else None
+        allowed, reservation = self.s.reservation_check(evse, tag, parent)
+        if not allowed:
+            return call_result.RequestStartTransaction(status="Rejected")  # H03
         profile = to_wire(req.charging_profile) if req.charging_profile else None
         if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
             return call_result.RequestStartTransaction(status="Rejected")  # F01.FR.12
@@ -217,9 +220,7 @@ class _Handlers:
                 if await self.s.authorize_token(token) != "Accepted":
                     return
             machine.authorize(token, remote_id)
-            await self.s.ports[evse].authorize(
-                str(token["idToken"]), reserved.reservation_id if reserved else None
-            )
+            await self.s.ports[evse].authorize(tag, reservation)
             if profile is not None:
                 self.s.pending_profile(evse, profile)
 

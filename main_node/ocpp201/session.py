@@ -56,7 +56,7 @@ from main_node.ocpp.db import format_datetime, parse_datetime, to_wire
 from main_node.ocpp.endpoint import csms_endpoint
 from main_node.ocpp.framing import MAX_FRAME_BYTES
 from main_node.ocpp.journal import WriteBacklog
-from main_node.ocpp.reservations import ReservationStore
+from main_node.ocpp.reservations import ReservationStore, decide_start
 from main_node.ocpp.smart_charging import ProfileStore
 from main_node.ocpp201.device_model import DeviceModel, VarKey, catalog
 from main_node.ocpp201.journal import EventJournal
@@ -696,13 +696,23 @@ class Session201:
         if machine.tx is not None and machine.tx.id_token and machine.tx.id_token["idToken"] == tag:
             await self.ports[evse].stop_transaction(StopReason.LOCAL)
             return
-        reserved = self.reservations.for_connector(evse, self.now())
-        if reserved is not None and not reserved.matches(tag, self.local_parent(tag)):
+        allowed, reservation = self.reservation_check(evse, tag, self.local_parent(tag))
+        if not allowed:
+            log.info("EVSE %d is reserved for another IdToken", evse)
             return
         if await self.authorize_token(token) != "Accepted":
             return
         machine.authorize(token)
-        await self.ports[evse].authorize(tag, reserved.reservation_id if reserved else None)
+        await self.ports[evse].authorize(tag, reservation)
+
+    def reservation_check(self, evse: int, tag: str, parent: str | None) -> tuple[bool, int | None]:
+        """May `tag` charge on the EVSE, and which reservation does it use (H01 / H03): the
+        EVSE's own, or one made for no EVSE in particular, which keeps a free EVSE for each."""
+        statuses = {e: t.current.status for e, t in self.trackers.items()}
+        allowed, used = decide_start(
+            evse, tag[:20], parent, statuses, self.reservations.active(self.now()), self.now()
+        )
+        return allowed, None if used is None else used.reservation_id
 
     def local_parent(self, tag: str) -> str | None:
         known = self.local_info(tag)

@@ -163,3 +163,33 @@ async def test_a_reserved_evse_takes_only_its_token_h01_h03(tmp_path: Path) -> N
         assert tx.id_token == "MINE"
         assert tx.events[0]["reservation_id"] == 77
         assert [c[1] for c in ports[2].calls if c[0] == "authorize"] == [("MINE", 77)]
+
+
+async def test_a_reservation_for_no_evse_keeps_one_free_for_its_token_h01(
+    tmp_path: Path,
+) -> None:
+    ports = make_ports(2)
+    async with (
+        CentralSystem201(accepted_tags=["MINE", "OTHER", "THIRD"]) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 2)
+        result = await csms.send(
+            call.ReserveNow(
+                id=5,
+                expiry_date_time="2099-01-01T00:00:00Z",
+                id_token={"id_token": "MINE", "type": "ISO14443"},
+            )
+        )
+        assert result.status == "Accepted"
+        assert (await csms.request_start("OTHER", evse_id=1)).status == "Accepted"
+        ports[1].plug_in()
+        ports[1].ev_ready()
+        await csms.wait_for(lambda: csms.transaction_on(1))
+        # EVSE 2 is now the last free one: kept for the reservation
+        assert (await csms.request_start("THIRD", evse_id=2)).status == "Rejected"
+        assert (await csms.request_start("MINE", evse_id=2)).status == "Accepted"
+        ports[2].plug_in()
+        ports[2].ev_ready()
+        tx = await csms.wait_for(lambda: csms.transaction_on(2))
+        assert tx.events[0]["reservation_id"] == 5
