@@ -38,6 +38,7 @@ from main_node.port_ledger import Ledger
 
 __all__ = [
     "DEFAULT_LIVENESS_S",
+    "Alarm",
     "DesiredPort",
     "HelloPlan",
     "LinkDown",
@@ -69,6 +70,13 @@ class Publish:
 @dataclass(frozen=True, slots=True)
 class Warn:
     """Something to log: the event was dropped, the link stays."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """Something a person must fix (two mains for one satellite): logged at ERROR, once."""
 
     message: str
 
@@ -271,12 +279,22 @@ class MainLinkCore:
 
     # ------------------------------------------------------------ events
 
-    def on_wire(self, wire: pb.Event, now: float) -> Sequence[Publish | Warn]:
+    def on_wire(self, wire: pb.Event, now: float) -> Sequence[Publish | Warn | Alarm]:
         """One message from the Events stream; what to publish."""
         self._last_heard = now
         kind = wire.WhichOneof("body")
         if kind == "heartbeat":
             return []
+        if kind == "contested":
+            other = wire.contested
+            return [
+                Alarm(
+                    f"another main (station {other.station_id}, boot {other.main_boot_id[:8]}) "
+                    f"at {other.address or 'an unknown address'} tried to take satellite "
+                    f"{self.serial}, which this main drives: two mains share one station's "
+                    "config; stop one"
+                )
+            ]
         if kind == "snapshot":
             self.synced = True
             self._synced_boot = self.boot_id

@@ -68,6 +68,7 @@ from chargeport.v1 import link_pb2 as pb
 from chargeport.v1 import link_pb2_grpc as pb_grpc
 from main_node.link_core import (
     DEFAULT_LIVENESS_S,
+    Alarm,
     LinkDown,
     LinkRefused,
     MainLinkCore,
@@ -124,11 +125,15 @@ class SatelliteLink:
         monotonic: Callable[[], float] = time.monotonic,
         pki_dir: str | Path | None = None,
         refused_retry_s: float = 10.0,
+        max_held_refusals: int = 5,
     ) -> None:
         self.serial = serial
         # With mTLS: where the station CA is, to explain a refused certificate in words.
         self._pki_dir = pki_dir
         self._refused_retry_s = refused_retry_s
+        self._max_held_refusals = max_held_refusals
+        self._held_refusals = 0  # consecutive "another main holds this satellite" answers
+        self._alarms: set[str] = set()  # ERRORs said once
         self._locator = locator
         self._credentials = credentials
         self._keepalive_s = keepalive_s
@@ -262,10 +267,14 @@ class SatelliteLink:
         ts = self._clock.time() if timestamp is None else timestamp
         self._fanout.publish(PortEvent(seq=next(self._seq), timestamp=ts, body=body))
 
-    def _execute(self, out: Sequence[Publish | Warn]) -> None:
+    def _execute(self, out: Sequence[Publish | Warn | Alarm]) -> None:
         for effect in out:
             if isinstance(effect, Publish):
                 self._publish(effect.body, effect.timestamp)
+            elif isinstance(effect, Alarm):
+                if effect.message not in self._alarms:
+                    self._alarms.add(effect.message)
+                    log.error("%s", effect.message)
             else:
                 log.warning("satellite %s: %s", self.serial, effect.message)
 
@@ -300,8 +309,13 @@ class SatelliteLink:
             try:
                 if await self._connect_once(addr):
                     delay = self._retry_initial_s
+                    self._held_refusals = 0
             except grpc.aio.AioRpcError as exc:
-                if await self._explain_refusal(addr, exc):
+                if exc.code() is grpc.StatusCode.ALREADY_EXISTS:
+                    if self._held_by_another_main(exc.details() or ""):
+                        return  # bounded: a person must stop one of the two mains
+                    delay = max(delay, self._refused_retry_s)
+                elif await self._explain_refusal(addr, exc):
                     # A certificate needs a person, not a fast retry.
                     delay = max(delay, self._refused_retry_s)
                 else:
@@ -310,6 +324,22 @@ class SatelliteLink:
                 self._note_error(str(exc) or "handshake timed out")
             await self._wait_retry(delay, addr)
             delay = min(delay * 2, self._retry_max_s)
+
+    def _held_by_another_main(self, details: str) -> bool:
+        """The satellite serves another main; True once this main should stop asking."""
+        self._held_refusals += 1
+        if details != self.last_error:
+            log.error("%s (this main: station %s)", details, self.core.station_id)
+        self.last_error = details
+        if self._held_refusals < self._max_held_refusals:
+            return False
+        log.error(
+            "satellite %s: refused %d times because another main drives it; this main stops "
+            "trying (restart it once only one main runs)",
+            self.serial,
+            self._held_refusals,
+        )
+        return True
 
     async def _explain_refusal(self, addr: Address, exc: grpc.aio.AioRpcError) -> bool:
         """A failed TLS handshake: name the cause once, at ERROR (gRPC's text names none)."""

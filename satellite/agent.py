@@ -67,6 +67,7 @@ from satellite.link_core import (
     SatelliteEffect,
     SetEnabled,
     StartGrace,
+    TellHolder,
     resume_refusal,
 )
 from satellite.ring import EventRing, ReplayGap
@@ -81,6 +82,11 @@ _STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
 def real_seconds(clock: Clock, seconds: float) -> float:
     """The `clock` duration that lasts `seconds` of real time (link timers are real time)."""
     return seconds * clock.speed
+
+
+def _peer_address(peer: str) -> str:
+    """gRPC's peer string ('ipv4:10.0.0.1:50432', 'ipv6:[::1]:1') -> 'host:port'."""
+    return peer.partition(":")[2] if peer.startswith(("ipv4:", "ipv6:")) else peer
 
 
 class LinkAgent(pb_grpc.LinkServicer):
@@ -120,6 +126,8 @@ class LinkAgent(pb_grpc.LinkServicer):
         )
         self._ring: EventRing[pb.Event] = EventRing(ring_capacity)
         self._open = OpenSession()
+        self._contests: list[pb.Event] = []  # for the holding main: another main tried
+        self._intruders: set[str] = set()  # boot ids of mains refused (logged once each)
         self._changed = asyncio.Event()
         self._tasks = OwnedTasks(log)  # the event pump, the liveness ticker, the grace timer
         self._grace: asyncio.Task[None] | None = None
@@ -195,6 +203,18 @@ class LinkAgent(pb_grpc.LinkServicer):
                 await self._failsafe()
             elif isinstance(effect, LogWarning):
                 log.warning("%s", effect.message)
+            elif isinstance(effect, TellHolder):
+                self._contests.append(
+                    pb.Event(
+                        timestamp=self._clock.time(),
+                        contested=pb.Contested(
+                            station_id=effect.station_id,
+                            main_boot_id=effect.main_boot_id,
+                            address=effect.address,
+                        ),
+                    )
+                )
+                self._wake()
 
     # ------------------------------------------------------------ handshake
 
@@ -206,7 +226,20 @@ class LinkAgent(pb_grpc.LinkServicer):
             protocol_version=request.protocol_version,
             liveness_s=request.liveness_s,
             now=self._monotonic(),
+            address=_peer_address(context.peer()),
         )
+        if out.held:
+            await self._execute_effects(out.effects)
+            say = log.debug if request.main_boot_id in self._intruders else log.error
+            self._intruders.add(request.main_boot_id)
+            say(
+                "main %s (boot %s) at %s tried to take this satellite: %s",
+                request.station_id,
+                request.main_boot_id[:8],
+                _peer_address(context.peer()),
+                out.refusal,
+            )
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, out.refusal or "")
         if out.refusal is not None:
             log.error("%s", out.refusal)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, out.refusal)
@@ -273,6 +306,8 @@ class LinkAgent(pb_grpc.LinkServicer):
                     yield wire
                 yield await self._snapshot(cursor)
             while self.core.session_id == session:
+                while self._contests:
+                    yield self._contests.pop(0)
                 try:
                     batch = self._ring.after(cursor)
                 except ReplayGap as exc:  # a main too slow to keep up with the ring

@@ -45,6 +45,7 @@ __all__ = [
     "SatelliteEffect",
     "SetEnabled",
     "StartGrace",
+    "TellHolder",
     "resume_refusal",
 ]
 
@@ -87,7 +88,18 @@ class LogWarning:
     message: str
 
 
-SatelliteEffect = EndStreams | StartGrace | CancelGrace | SetEnabled | FailSafe | LogWarning
+@dataclass(frozen=True, slots=True)
+class TellHolder:
+    """Tell the main that holds this satellite that another main tried to take it."""
+
+    station_id: str
+    main_boot_id: str
+    address: str
+
+
+SatelliteEffect = (
+    EndStreams | StartGrace | CancelGrace | SetEnabled | FailSafe | LogWarning | TellHolder
+)
 
 
 def resume_refusal(after_seq: int, first_seq: int, last_seq: int) -> str | None:
@@ -109,6 +121,7 @@ class HelloOutcome:
     resumed: bool = False
     liveness_s: float = DEFAULT_LIVENESS_S
     effects: tuple[SatelliteEffect, ...] = ()
+    held: bool = False  # refused because another live main holds this satellite
 
 
 class SatelliteCore:
@@ -131,6 +144,8 @@ class SatelliteCore:
         self.liveness_s = liveness_s
         self.session_id: str | None = None
         self.main_boot_id: str | None = None
+        self.main_station_id = ""
+        self.main_address = ""
         self.ready = False
         self.streams = 0
         self.main_wants_enabled = True
@@ -159,6 +174,7 @@ class SatelliteCore:
         protocol_version: int,
         liveness_s: float,
         now: float,
+        address: str = "",
     ) -> HelloOutcome:
         if protocol_version != self.protocol_version:
             return HelloOutcome(
@@ -166,6 +182,18 @@ class SatelliteCore:
                 f"{self.serial} speaks v{self.protocol_version}; update the older board"
             )
         resumed = main_boot_id == self.main_boot_id
+        if not resumed and self._held(now):
+            # One main at a time: a second main with the same config would otherwise take the
+            # port from the first at every reconnect, for ever. A restarted main is not held
+            # off for long: its predecessor's streams closed, or it fell silent.
+            return HelloOutcome(
+                f"satellite {self.serial} is driven by main {self.main_station_id} "
+                f"(boot {(self.main_boot_id or '')[:8]}) at {self.main_address or 'unknown'}; "
+                "a satellite serves one main: stop the other main or fix its config",
+                held=True,
+                effects=(TellHolder(station_id, main_boot_id, address),),
+            )
+        self.main_station_id, self.main_address = station_id, address
         if not resumed:
             self.main_boot_id = main_boot_id
             self.main_wants_enabled = True
@@ -179,6 +207,14 @@ class SatelliteCore:
             resumed,
             self.liveness_s,
             (EndStreams(), self._start_grace()),
+        )
+
+    def _held(self, now: float) -> bool:
+        """A main holds this satellite: subscribed on the current session and heard lately."""
+        return (
+            self.session_id is not None
+            and self.streams > 0
+            and now - self.last_heard < self.liveness_s
         )
 
     def is_current(self, session_id: str) -> bool:

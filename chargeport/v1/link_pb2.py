@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63hargeport/v1/link.proto\x12\rchargeport.v1\"c\n\x0fPortDescription\x12\x11\n\tconnector\x18\x01 \x01(\r\x12\x15\n\rmax_current_a\x18\x02 \x01(\x01\x12\x0e\n\x06phases\x18\x03 \x01(\r\x12\x16\n\x0e\x63onnector_type\x18\x04 \x01(\t\"f\n\x0cHelloRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0cmain_boot_id\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x12\n\nliveness_s\x18\x04 \x01(\x01\"\xff\x01\n\rHelloResponse\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x19\n\x11satellite_boot_id\x18\x02 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x03 \x01(\t\x12,\n\x04port\x18\x04 \x01(\x0b\x32\x1e.chargeport.v1.PortDescription\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x18\n\x10protocol_version\x18\x06 \x01(\r\x12\x10\n\x08last_seq\x18\x07 \x01(\x04\x12\x0f\n\x07resumed\x18\x08 \x01(\x08\x12\x16\n\x0egrace_period_s\x18\t \x01(\x01\x12\x12\n\nliveness_s\x18\n \x01(\x01\"4\n\x0cReadyRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\"\x0f\n\rReadyResponse\"H\n\rEventsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"x\n\x0fTransactionData\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0e\n\x06id_tag\x18\x02 \x01(\t\x12\x10\n\x08meter_wh\x18\x03 \x01(\x01\x12\x16\n\x0ereservation_id\x18\x04 \x01(\x05\x12\x13\n\x0bstop_reason\x18\x05 \x01(\t\"e\n\x0cSessionEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x33\n\x0btransaction\x18\x03 \x01(\x0b\x32\x1e.chargeport.v1.TransactionData\"\x99\x01\n\nMeterValue\x12\x11\n\tenergy_wh\x18\x01 \x01(\x01\x12\x0f\n\x07power_w\x18\x02 \x01(\x01\x12\x11\n\tvoltage_v\x18\x03 \x03(\x01\x12\x11\n\tcurrent_a\x18\x04 \x03(\x01\x12\x14\n\x0c\x66requency_hz\x18\x05 \x01(\x01\x12\x15\n\rtemperature_c\x18\x06 \x01(\x01\x12\x14\n\x0cpower_factor\x18\x07 \x01(\x01\"/\n\x06Limits\x12\x15\n\rmax_current_a\x18\x01 \x01(\x01\x12\x0e\n\x06phases\x18\x02 \x01(\r\":\n\tPortError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\"\x0b\n\tHeartbeat\"|\n\x08Snapshot\x12)\n\x06status\x18\x01 \x01(\x0b\x32\x19.chargeport.v1.PortStatus\x12\x33\n\x0btransaction\x18\x02 \x01(\x0b\x32\x1e.chargeport.v1.TransactionData\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\"\xfa\x02\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12.\n\x07session\x18\n \x01(\x0b\x32\x1b.chargeport.v1.SessionEventH\x00\x12*\n\x08\x63p_state\x18\x0b \x01(\x0e\x32\x16.chargeport.v1.CpStateH\x00\x12*\n\x05meter\x18\x0c \x01(\x0b\x32\x19.chargeport.v1.MeterValueH\x00\x12\'\n\x06limits\x18\r \x01(\x0b\x32\x15.chargeport.v1.LimitsH\x00\x12)\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x18.chargeport.v1.PortErrorH\x00\x12\x11\n\x07\x65nabled\x18\x0f \x01(\x08H\x00\x12-\n\theartbeat\x18\x10 \x01(\x0b\x32\x18.chargeport.v1.HeartbeatH\x00\x12+\n\x08snapshot\x18\x11 \x01(\x0b\x32\x17.chargeport.v1.SnapshotH\x00\x42\x06\n\x04\x62ody\"\x07\n\x05\x45mpty\"3\n\tAuthorize\x12\x0e\n\x06id_tag\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\x05\"!\n\x0fStopTransaction\x12\x0e\n\x06reason\x18\x01 \x01(\t\"=\n\x08SetLimit\x12\x0c\n\x04\x61mps\x18\x01 \x01(\x01\x12\x0e\n\x06phases\x18\x02 \x01(\r\x12\x13\n\x0bvalid_for_s\x18\x03 \x01(\x01\"A\n\x07Reserve\x12\x16\n\x0ereservation_id\x18\x01 \x01(\x05\x12\x0e\n\x06id_tag\x18\x02 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x03 \x01(\x01\"+\n\x11\x43\x61ncelReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\x05\"\xbb\x05\n\x0e\x43ommandRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tconnector\x18\x02 \x01(\r\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\x04\x12&\n\x06\x65nable\x18\n \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12\'\n\x07\x64isable\x18\x0b \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12-\n\tauthorize\x18\x0c \x01(\x0b\x32\x18.chargeport.v1.AuthorizeH\x00\x12\x36\n\x16withdraw_authorization\x18\r \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12%\n\x05pause\x18\x0e \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12&\n\x06resume\x18\x0f \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12:\n\x10stop_transaction\x18\x10 \x01(\x0b\x32\x1e.chargeport.v1.StopTransactionH\x00\x12,\n\tset_limit\x18\x11 \x01(\x0b\x32\x17.chargeport.v1.SetLimitH\x00\x12,\n\x0c\x66orce_unlock\x18\x12 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12)\n\x07reserve\x18\x13 \x01(\x0b\x32\x16.chargeport.v1.ReserveH\x00\x12>\n\x12\x63\x61ncel_reservation\x18\x14 \x01(\x0b\x32 .chargeport.v1.CancelReservationH\x00\x12*\n\nget_status\x18\x15 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12)\n\theartbeat\x18\x16 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x42\t\n\x07\x63ommand\"\x9d\x02\n\nPortStatus\x12(\n\x08\x63p_state\x18\x01 \x01(\x0e\x32\x16.chargeport.v1.CpState\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x15\n\rsession_state\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\x12(\n\x05meter\x18\x06 \x01(\x0b\x32\x19.chargeport.v1.MeterValue\x12%\n\x06limits\x18\x07 \x01(\x0b\x32\x15.chargeport.v1.Limits\x12(\n\x06\x65rrors\x18\x08 \x03(\x0b\x32\x18.chargeport.v1.PortError\x12\x16\n\x0ereservation_id\x18\t \x01(\x05\"p\n\x0c\x43ommandReply\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0b\x32\x19.chargeport.v1.PortStatus\"\x8c\x01\n\tBoardInfo\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62oot_reason\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tive_slot\x18\x06 \x01(\t\x12\x0c\n\x04time\x18\x07 \x01(\x01\"1\n\rFirmwareChunk\x12\x12\n\ntotal_size\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"d\n\x10\x46irmwareProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\" \n\x0e\x46irmwareAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\")\n\nLogRequest\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0c\n\x04stop\x18\x02 \x01(\x01\"4\n\x08LogChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\x1c\n\x0cResetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x1e\n\x0eSetTimeRequest\x12\x0c\n\x04time\x18\x01 \x01(\x01\" \n\x0cSetTimeReply\x12\x10\n\x08offset_s\x18\x01 \x01(\x01*\x83\x01\n\x07\x43pState\x12\x18\n\x14\x43P_STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nCP_STATE_A\x10\x01\x12\x0e\n\nCP_STATE_B\x10\x02\x12\x0e\n\nCP_STATE_C\x10\x03\x12\x0e\n\nCP_STATE_D\x10\x04\x12\x0e\n\nCP_STATE_E\x10\x05\x12\x0e\n\nCP_STATE_F\x10\x06\x32\xe1\x02\n\x04Link\x12\x42\n\x05Hello\x12\x1b.chargeport.v1.HelloRequest\x1a\x1c.chargeport.v1.HelloResponse\x12\x42\n\x05Ready\x12\x1b.chargeport.v1.ReadyRequest\x1a\x1c.chargeport.v1.ReadyResponse\x12>\n\x06\x45vents\x12\x1c.chargeport.v1.EventsRequest\x1a\x14.chargeport.v1.Event0\x01\x12\x45\n\x07\x43ommand\x12\x1d.chargeport.v1.CommandRequest\x1a\x1b.chargeport.v1.CommandReply\x12J\n\x08\x43ommands\x12\x1d.chargeport.v1.CommandRequest\x1a\x1b.chargeport.v1.CommandReply(\x01\x30\x01\x32\xb1\x03\n\x05\x42oard\x12\x39\n\x07GetInfo\x12\x14.chargeport.v1.Empty\x1a\x18.chargeport.v1.BoardInfo\x12T\n\x0fInstallFirmware\x12\x1c.chargeport.v1.FirmwareChunk\x1a\x1f.chargeport.v1.FirmwareProgress(\x01\x30\x01\x12Q\n\x0f\x46irmwareControl\x12\x1d.chargeport.v1.FirmwareAction\x1a\x1f.chargeport.v1.FirmwareProgress\x12\x41\n\tFetchLogs\x12\x19.chargeport.v1.LogRequest\x1a\x17.chargeport.v1.LogChunk0\x01\x12:\n\x05Reset\x12\x1b.chargeport.v1.ResetRequest\x1a\x14.chargeport.v1.Empty\x12\x45\n\x07SetTime\x12\x1d.chargeport.v1.SetTimeRequest\x1a\x1b.chargeport.v1.SetTimeReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63hargeport/v1/link.proto\x12\rchargeport.v1\"c\n\x0fPortDescription\x12\x11\n\tconnector\x18\x01 \x01(\r\x12\x15\n\rmax_current_a\x18\x02 \x01(\x01\x12\x0e\n\x06phases\x18\x03 \x01(\r\x12\x16\n\x0e\x63onnector_type\x18\x04 \x01(\t\"f\n\x0cHelloRequest\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0cmain_boot_id\x18\x02 \x01(\t\x12\x18\n\x10protocol_version\x18\x03 \x01(\r\x12\x12\n\nliveness_s\x18\x04 \x01(\x01\"\xff\x01\n\rHelloResponse\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x19\n\x11satellite_boot_id\x18\x02 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x03 \x01(\t\x12,\n\x04port\x18\x04 \x01(\x0b\x32\x1e.chargeport.v1.PortDescription\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x18\n\x10protocol_version\x18\x06 \x01(\r\x12\x10\n\x08last_seq\x18\x07 \x01(\x04\x12\x0f\n\x07resumed\x18\x08 \x01(\x08\x12\x16\n\x0egrace_period_s\x18\t \x01(\x01\x12\x12\n\nliveness_s\x18\n \x01(\x01\"4\n\x0cReadyRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x64isabled\x18\x02 \x01(\x08\"\x0f\n\rReadyResponse\"H\n\rEventsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x10\n\x08snapshot\x18\x03 \x01(\x08\"x\n\x0fTransactionData\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x0e\n\x06id_tag\x18\x02 \x01(\t\x12\x10\n\x08meter_wh\x18\x03 \x01(\x01\x12\x16\n\x0ereservation_id\x18\x04 \x01(\x05\x12\x13\n\x0bstop_reason\x18\x05 \x01(\t\"e\n\x0cSessionEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x33\n\x0btransaction\x18\x03 \x01(\x0b\x32\x1e.chargeport.v1.TransactionData\"\x99\x01\n\nMeterValue\x12\x11\n\tenergy_wh\x18\x01 \x01(\x01\x12\x0f\n\x07power_w\x18\x02 \x01(\x01\x12\x11\n\tvoltage_v\x18\x03 \x03(\x01\x12\x11\n\tcurrent_a\x18\x04 \x03(\x01\x12\x14\n\x0c\x66requency_hz\x18\x05 \x01(\x01\x12\x15\n\rtemperature_c\x18\x06 \x01(\x01\x12\x14\n\x0cpower_factor\x18\x07 \x01(\x01\"/\n\x06Limits\x12\x15\n\rmax_current_a\x18\x01 \x01(\x01\x12\x0e\n\x06phases\x18\x02 \x01(\r\":\n\tPortError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\"\x0b\n\tHeartbeat\"|\n\x08Snapshot\x12)\n\x06status\x18\x01 \x01(\x0b\x32\x19.chargeport.v1.PortStatus\x12\x33\n\x0btransaction\x18\x02 \x01(\x0b\x32\x1e.chargeport.v1.TransactionData\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\"\xa9\x03\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12.\n\x07session\x18\n \x01(\x0b\x32\x1b.chargeport.v1.SessionEventH\x00\x12*\n\x08\x63p_state\x18\x0b \x01(\x0e\x32\x16.chargeport.v1.CpStateH\x00\x12*\n\x05meter\x18\x0c \x01(\x0b\x32\x19.chargeport.v1.MeterValueH\x00\x12\'\n\x06limits\x18\r \x01(\x0b\x32\x15.chargeport.v1.LimitsH\x00\x12)\n\x05\x65rror\x18\x0e \x01(\x0b\x32\x18.chargeport.v1.PortErrorH\x00\x12\x11\n\x07\x65nabled\x18\x0f \x01(\x08H\x00\x12-\n\theartbeat\x18\x10 \x01(\x0b\x32\x18.chargeport.v1.HeartbeatH\x00\x12+\n\x08snapshot\x18\x11 \x01(\x0b\x32\x17.chargeport.v1.SnapshotH\x00\x12-\n\tcontested\x18\x12 \x01(\x0b\x32\x18.chargeport.v1.ContestedH\x00\x42\x06\n\x04\x62ody\"F\n\tContested\x12\x12\n\nstation_id\x18\x01 \x01(\t\x12\x14\n\x0cmain_boot_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\"\x07\n\x05\x45mpty\"3\n\tAuthorize\x12\x0e\n\x06id_tag\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\x05\"!\n\x0fStopTransaction\x12\x0e\n\x06reason\x18\x01 \x01(\t\"=\n\x08SetLimit\x12\x0c\n\x04\x61mps\x18\x01 \x01(\x01\x12\x0e\n\x06phases\x18\x02 \x01(\r\x12\x13\n\x0bvalid_for_s\x18\x03 \x01(\x01\"A\n\x07Reserve\x12\x16\n\x0ereservation_id\x18\x01 \x01(\x05\x12\x0e\n\x06id_tag\x18\x02 \x01(\t\x12\x0e\n\x06\x65xpiry\x18\x03 \x01(\x01\"+\n\x11\x43\x61ncelReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\x05\"\xbb\x05\n\x0e\x43ommandRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tconnector\x18\x02 \x01(\r\x12\x16\n\x0e\x63orrelation_id\x18\x03 \x01(\x04\x12&\n\x06\x65nable\x18\n \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12\'\n\x07\x64isable\x18\x0b \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12-\n\tauthorize\x18\x0c \x01(\x0b\x32\x18.chargeport.v1.AuthorizeH\x00\x12\x36\n\x16withdraw_authorization\x18\r \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12%\n\x05pause\x18\x0e \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12&\n\x06resume\x18\x0f \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12:\n\x10stop_transaction\x18\x10 \x01(\x0b\x32\x1e.chargeport.v1.StopTransactionH\x00\x12,\n\tset_limit\x18\x11 \x01(\x0b\x32\x17.chargeport.v1.SetLimitH\x00\x12,\n\x0c\x66orce_unlock\x18\x12 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12)\n\x07reserve\x18\x13 \x01(\x0b\x32\x16.chargeport.v1.ReserveH\x00\x12>\n\x12\x63\x61ncel_reservation\x18\x14 \x01(\x0b\x32 .chargeport.v1.CancelReservationH\x00\x12*\n\nget_status\x18\x15 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x12)\n\theartbeat\x18\x16 \x01(\x0b\x32\x14.chargeport.v1.EmptyH\x00\x42\t\n\x07\x63ommand\"\x9d\x02\n\nPortStatus\x12(\n\x08\x63p_state\x18\x01 \x01(\x0e\x32\x16.chargeport.v1.CpState\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x15\n\rsession_state\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0etransaction_id\x18\x05 \x01(\t\x12(\n\x05meter\x18\x06 \x01(\x0b\x32\x19.chargeport.v1.MeterValue\x12%\n\x06limits\x18\x07 \x01(\x0b\x32\x15.chargeport.v1.Limits\x12(\n\x06\x65rrors\x18\x08 \x03(\x0b\x32\x18.chargeport.v1.PortError\x12\x16\n\x0ereservation_id\x18\t \x01(\x05\"p\n\x0c\x43ommandReply\x12\x16\n\x0e\x63orrelation_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x06status\x18\x04 \x01(\x0b\x32\x19.chargeport.v1.PortStatus\"\x8c\x01\n\tBoardInfo\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x03 \x01(\t\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\x12\x13\n\x0b\x62oot_reason\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tive_slot\x18\x06 \x01(\t\x12\x0c\n\x04time\x18\x07 \x01(\x01\"1\n\rFirmwareChunk\x12\x12\n\ntotal_size\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"d\n\x10\x46irmwareProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x10\n\x08received\x18\x02 \x01(\x04\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\" \n\x0e\x46irmwareAction\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\")\n\nLogRequest\x12\r\n\x05start\x18\x01 \x01(\x01\x12\x0c\n\x04stop\x18\x02 \x01(\x01\"4\n\x08LogChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\"\x1c\n\x0cResetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x1e\n\x0eSetTimeRequest\x12\x0c\n\x04time\x18\x01 \x01(\x01\" \n\x0cSetTimeReply\x12\x10\n\x08offset_s\x18\x01 \x01(\x01*\x83\x01\n\x07\x43pState\x12\x18\n\x14\x43P_STATE_UNSPECIFIED\x10\x00\x12\x0e\n\nCP_STATE_A\x10\x01\x12\x0e\n\nCP_STATE_B\x10\x02\x12\x0e\n\nCP_STATE_C\x10\x03\x12\x0e\n\nCP_STATE_D\x10\x04\x12\x0e\n\nCP_STATE_E\x10\x05\x12\x0e\n\nCP_STATE_F\x10\x06\x32\xe1\x02\n\x04Link\x12\x42\n\x05Hello\x12\x1b.chargeport.v1.HelloRequest\x1a\x1c.chargeport.v1.HelloResponse\x12\x42\n\x05Ready\x12\x1b.chargeport.v1.ReadyRequest\x1a\x1c.chargeport.v1.ReadyResponse\x12>\n\x06\x45vents\x12\x1c.chargeport.v1.EventsRequest\x1a\x14.chargeport.v1.Event0\x01\x12\x45\n\x07\x43ommand\x12\x1d.chargeport.v1.CommandRequest\x1a\x1b.chargeport.v1.CommandReply\x12J\n\x08\x43ommands\x12\x1d.chargeport.v1.CommandRequest\x1a\x1b.chargeport.v1.CommandReply(\x01\x30\x01\x32\xb1\x03\n\x05\x42oard\x12\x39\n\x07GetInfo\x12\x14.chargeport.v1.Empty\x1a\x18.chargeport.v1.BoardInfo\x12T\n\x0fInstallFirmware\x12\x1c.chargeport.v1.FirmwareChunk\x1a\x1f.chargeport.v1.FirmwareProgress(\x01\x30\x01\x12Q\n\x0f\x46irmwareControl\x12\x1d.chargeport.v1.FirmwareAction\x1a\x1f.chargeport.v1.FirmwareProgress\x12\x41\n\tFetchLogs\x12\x19.chargeport.v1.LogRequest\x1a\x17.chargeport.v1.LogChunk0\x01\x12:\n\x05Reset\x12\x1b.chargeport.v1.ResetRequest\x1a\x14.chargeport.v1.Empty\x12\x45\n\x07SetTime\x12\x1d.chargeport.v1.SetTimeRequest\x1a\x1b.chargeport.v1.SetTimeReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'chargeport.v1.link_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CPSTATE']._serialized_start=3561
-  _globals['_CPSTATE']._serialized_end=3692
+  _globals['_CPSTATE']._serialized_start=3680
+  _globals['_CPSTATE']._serialized_end=3811
   _globals['_PORTDESCRIPTION']._serialized_start=43
   _globals['_PORTDESCRIPTION']._serialized_end=142
   _globals['_HELLOREQUEST']._serialized_start=144
@@ -60,45 +60,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SNAPSHOT']._serialized_start=1154
   _globals['_SNAPSHOT']._serialized_end=1278
   _globals['_EVENT']._serialized_start=1281
-  _globals['_EVENT']._serialized_end=1659
-  _globals['_EMPTY']._serialized_start=1661
-  _globals['_EMPTY']._serialized_end=1668
-  _globals['_AUTHORIZE']._serialized_start=1670
-  _globals['_AUTHORIZE']._serialized_end=1721
-  _globals['_STOPTRANSACTION']._serialized_start=1723
-  _globals['_STOPTRANSACTION']._serialized_end=1756
-  _globals['_SETLIMIT']._serialized_start=1758
-  _globals['_SETLIMIT']._serialized_end=1819
-  _globals['_RESERVE']._serialized_start=1821
-  _globals['_RESERVE']._serialized_end=1886
-  _globals['_CANCELRESERVATION']._serialized_start=1888
-  _globals['_CANCELRESERVATION']._serialized_end=1931
-  _globals['_COMMANDREQUEST']._serialized_start=1934
-  _globals['_COMMANDREQUEST']._serialized_end=2633
-  _globals['_PORTSTATUS']._serialized_start=2636
-  _globals['_PORTSTATUS']._serialized_end=2921
-  _globals['_COMMANDREPLY']._serialized_start=2923
-  _globals['_COMMANDREPLY']._serialized_end=3035
-  _globals['_BOARDINFO']._serialized_start=3038
-  _globals['_BOARDINFO']._serialized_end=3178
-  _globals['_FIRMWARECHUNK']._serialized_start=3180
-  _globals['_FIRMWARECHUNK']._serialized_end=3229
-  _globals['_FIRMWAREPROGRESS']._serialized_start=3231
-  _globals['_FIRMWAREPROGRESS']._serialized_end=3331
-  _globals['_FIRMWAREACTION']._serialized_start=3333
-  _globals['_FIRMWAREACTION']._serialized_end=3365
-  _globals['_LOGREQUEST']._serialized_start=3367
-  _globals['_LOGREQUEST']._serialized_end=3408
-  _globals['_LOGCHUNK']._serialized_start=3410
-  _globals['_LOGCHUNK']._serialized_end=3462
-  _globals['_RESETREQUEST']._serialized_start=3464
-  _globals['_RESETREQUEST']._serialized_end=3492
-  _globals['_SETTIMEREQUEST']._serialized_start=3494
-  _globals['_SETTIMEREQUEST']._serialized_end=3524
-  _globals['_SETTIMEREPLY']._serialized_start=3526
-  _globals['_SETTIMEREPLY']._serialized_end=3558
-  _globals['_LINK']._serialized_start=3695
-  _globals['_LINK']._serialized_end=4048
-  _globals['_BOARD']._serialized_start=4051
-  _globals['_BOARD']._serialized_end=4484
+  _globals['_EVENT']._serialized_end=1706
+  _globals['_CONTESTED']._serialized_start=1708
+  _globals['_CONTESTED']._serialized_end=1778
+  _globals['_EMPTY']._serialized_start=1780
+  _globals['_EMPTY']._serialized_end=1787
+  _globals['_AUTHORIZE']._serialized_start=1789
+  _globals['_AUTHORIZE']._serialized_end=1840
+  _globals['_STOPTRANSACTION']._serialized_start=1842
+  _globals['_STOPTRANSACTION']._serialized_end=1875
+  _globals['_SETLIMIT']._serialized_start=1877
+  _globals['_SETLIMIT']._serialized_end=1938
+  _globals['_RESERVE']._serialized_start=1940
+  _globals['_RESERVE']._serialized_end=2005
+  _globals['_CANCELRESERVATION']._serialized_start=2007
+  _globals['_CANCELRESERVATION']._serialized_end=2050
+  _globals['_COMMANDREQUEST']._serialized_start=2053
+  _globals['_COMMANDREQUEST']._serialized_end=2752
+  _globals['_PORTSTATUS']._serialized_start=2755
+  _globals['_PORTSTATUS']._serialized_end=3040
+  _globals['_COMMANDREPLY']._serialized_start=3042
+  _globals['_COMMANDREPLY']._serialized_end=3154
+  _globals['_BOARDINFO']._serialized_start=3157
+  _globals['_BOARDINFO']._serialized_end=3297
+  _globals['_FIRMWARECHUNK']._serialized_start=3299
+  _globals['_FIRMWARECHUNK']._serialized_end=3348
+  _globals['_FIRMWAREPROGRESS']._serialized_start=3350
+  _globals['_FIRMWAREPROGRESS']._serialized_end=3450
+  _globals['_FIRMWAREACTION']._serialized_start=3452
+  _globals['_FIRMWAREACTION']._serialized_end=3484
+  _globals['_LOGREQUEST']._serialized_start=3486
+  _globals['_LOGREQUEST']._serialized_end=3527
+  _globals['_LOGCHUNK']._serialized_start=3529
+  _globals['_LOGCHUNK']._serialized_end=3581
+  _globals['_RESETREQUEST']._serialized_start=3583
+  _globals['_RESETREQUEST']._serialized_end=3611
+  _globals['_SETTIMEREQUEST']._serialized_start=3613
+  _globals['_SETTIMEREQUEST']._serialized_end=3643
+  _globals['_SETTIMEREPLY']._serialized_start=3645
+  _globals['_SETTIMEREPLY']._serialized_end=3677
+  _globals['_LINK']._serialized_start=3814
+  _globals['_LINK']._serialized_end=4167
+  _globals['_BOARD']._serialized_start=4170
+  _globals['_BOARD']._serialized_end=4603
 # @@protoc_insertion_point(module_scope)

@@ -169,7 +169,7 @@ class Snapshot(_message.Message):
     def __init__(self, status: _Optional[_Union[PortStatus, _Mapping]] = ..., transaction: _Optional[_Union[TransactionData, _Mapping]] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("seq", "timestamp", "session", "cp_state", "meter", "limits", "error", "enabled", "heartbeat", "snapshot")
+    __slots__ = ("seq", "timestamp", "session", "cp_state", "meter", "limits", "error", "enabled", "heartbeat", "snapshot", "contested")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,7 @@ class Event(_message.Message):
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    CONTESTED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     timestamp: float
     session: SessionEvent
@@ -190,7 +191,18 @@ class Event(_message.Message):
     enabled: bool
     heartbeat: Heartbeat
     snapshot: Snapshot
-    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., session: _Optional[_Union[SessionEvent, _Mapping]] = ..., cp_state: _Optional[_Union[CpState, str]] = ..., meter: _Optional[_Union[MeterValue, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., error: _Optional[_Union[PortError, _Mapping]] = ..., enabled: _Optional[bool] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ...) -> None: ...
+    contested: Contested
+    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., session: _Optional[_Union[SessionEvent, _Mapping]] = ..., cp_state: _Optional[_Union[CpState, str]] = ..., meter: _Optional[_Union[MeterValue, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., error: _Optional[_Union[PortError, _Mapping]] = ..., enabled: _Optional[bool] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., contested: _Optional[_Union[Contested, _Mapping]] = ...) -> None: ...
+
+class Contested(_message.Message):
+    __slots__ = ("station_id", "main_boot_id", "address")
+    STATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAIN_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    station_id: str
+    main_boot_id: str
+    address: str
+    def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
 
 class Empty(_message.Message):
     __slots__ = ()
