@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, TypeVar
 
 import websockets
@@ -239,6 +240,9 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
 
     @after(Action.sign_certificate)
     def after_sign_certificate(self, csr: str, **kw: Any) -> None:
+        if self.csms.unanswered_csrs > 0:
+            self.csms.unanswered_csrs -= 1  # accepted, never signed: the station must repeat
+            return
         if self.csms.signer is not None:
             ca_cert, ca_key = self.csms.signer
             chain = sign_csr(csr, ca_cert, ca_key, **self.csms.signer_options)
@@ -283,6 +287,7 @@ class CentralSystem:
         # The CA that signs charge point certificates (SignCertificate), and how.
         self.signer = signer
         self.signer_options: dict[str, Any] = {}
+        self.unanswered_csrs = 0  # SignCertificate requests accepted but left unsigned
         self.response_timeout = response_timeout
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
@@ -534,8 +539,7 @@ class CentralSystem:
         return str(uuid.uuid4())
 
 
-async def _serve_forever(port: int, tags: list[str]) -> None:
-    csms = CentralSystem(tags)
+async def _serve_forever(csms: CentralSystem, port: int) -> None:
     await csms.start(port)
     print(f"csms listening on {csms.url}", flush=True)
     try:
@@ -544,17 +548,58 @@ async def _serve_forever(port: int, tags: list[str]) -> None:
         await csms.stop()
 
 
+def _tls(args: Any) -> ssl.SSLContext | None:
+    """The TLS context of the flags: profile 2 with --tls-cert/--tls-key, profile 3 when
+    --client-ca asks the charge points for a certificate."""
+    if not args.tls_cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.tls_cert, args.tls_key or None)
+    if args.client_ca:
+        ctx.load_verify_locations(cafile=args.client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL  # profile 2 stations (password) still get in
+    return ctx
+
+
+def _signer(args: Any) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    if not args.sign_ca:
+        return None
+    cert = x509.load_pem_x509_certificate(Path(args.sign_ca).read_bytes())
+    key = serialization.load_pem_private_key(Path(args.sign_ca_key).read_bytes(), None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SystemExit(f"{args.sign_ca_key}: an EC private key is needed")
+    return cert, key
+
+
 def main() -> None:
-    """`python -m chargeport.sim.csms --port N [--tag T ...]`: a stand-alone central system."""
+    """`python -m chargeport.sim.csms --port N [--tag T ...]`: a stand-alone central system;
+    `--password`, `--tls-cert/--tls-key` and `--client-ca` make it a security profile 1, 2
+    or 3 CSMS, `--sign-ca/--sign-ca-key` let it answer SignCertificate."""
     import argparse
     import contextlib
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--tag", action="append", default=[])
+    parser.add_argument("--port", type=int, default=9000, help="port on 127.0.0.1")
+    parser.add_argument("--tag", action="append", default=[], help="an accepted id tag")
+    parser.add_argument("--password", default="", help="Basic auth password (profiles 1, 2)")
+    parser.add_argument("--tls-cert", default="", help="server certificate PEM (wss://)")
+    parser.add_argument("--tls-key", default="", help="its private key PEM")
+    parser.add_argument("--client-ca", default="", help="CA of client certificates (profile 3)")
+    parser.add_argument("--sign-ca", default="", help="CA certificate that signs station CSRs")
+    parser.add_argument("--sign-ca-key", default="", help="its private key PEM")
     args = parser.parse_args()
+    try:
+        csms = CentralSystem(
+            args.tag or ["TAG-OK"],
+            password=args.password,
+            ssl_context=_tls(args),
+            signer=_signer(args),
+        )
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise SystemExit(f"csms: {exc}") from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_forever(args.port, args.tag or ["TAG-OK"]))
+        asyncio.run(_serve_forever(csms, args.port))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,7 @@ class SecurityHandlers:
             security_event(INVALID_CP_CERTIFICATE, f"CertificateSigned refused: {reason}")
             return call_result.CertificateSigned(status="Rejected")
         self.sec.store.store_client_chain(certificate_chain)
+        self.sec.certificate_signed.set()
         log.info("new client certificate stored; used from the next connection")
         return call_result.CertificateSigned(status="Accepted")
 

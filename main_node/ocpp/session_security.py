@@ -148,6 +148,8 @@ class SessionSecurity:
         self._warned_plain = False
         self._warned_certs: set[bytes] = set()
         self._handler: SecurityLogHandler | None = None
+        self.certificate_signed = asyncio.Event()  # set on an accepted CertificateSigned
+        self._signing = False
         self.firmware_job: SignedFirmware | None = None  # the SignedUpdateFirmware running
         self.firmware_status: tuple[str, int | None] = ("Idle", None)  # status, requestId
         self.log_status: tuple[str, int | None] = ("Idle", None)  # UploadLogStatus, requestId
@@ -159,6 +161,8 @@ class SessionSecurity:
         config.attach(KeySpec("CertificateStoreMaxLength", "int", str(MAX_CERTIFICATES), True))
         config.attach(KeySpec("CertificateSignedMaxChainSize", "int", "10000", True))
         config.attach(KeySpec("AdditionalRootCertificateCheck", "bool", "false", True))
+        config.attach(KeySpec("CertSigningWaitMinimum", "int", "60"))
+        config.attach(KeySpec("CertSigningRepeatTimes", "int", "3"))
 
     # ------------------------------------------------------------ persisted state
 
@@ -247,14 +251,31 @@ class SessionSecurity:
         return bool(self._ca_file)
 
     async def async_sign_certificate(self) -> None:
-        """SignCertificate.req with a CSR of the station's key (whitepaper 1.6 ed. 3, §3.2)."""
-        csr = self.store.csr(self._station_id, self.host.config.value("CpoName"))
+        """SignCertificate.req with a CSR of the station's key (whitepaper 1.6 ed. 3, §3.2);
+        without a CertificateSigned within CertSigningWaitMinimum seconds it is sent again,
+        the wait doubling each time, at most CertSigningRepeatTimes more times."""
+        if self._signing:
+            return  # one request at a time; the running one repeats itself
+        self._signing = True
         try:
-            result = await self.host.async_request(call.SignCertificate(csr=csr))
-        except (Offline, OCPPError, TimeoutError) as exc:
-            log.warning("SignCertificate not accepted: %s", exc)
-            return
-        log.info("SignCertificate: %s", getattr(result, "status", result))
+            wait = float(self.host.config.int_value("CertSigningWaitMinimum"))
+            for _ in range(1 + self.host.config.int_value("CertSigningRepeatTimes")):
+                csr = self.store.csr(self._station_id, self.host.config.value("CpoName"))
+                self.certificate_signed.clear()
+                try:
+                    result = await self.host.async_request(call.SignCertificate(csr=csr))
+                except (Offline, OCPPError, TimeoutError) as exc:
+                    log.warning("SignCertificate not accepted: %s", exc)
+                    return
+                if getattr(result, "status", "") != "Accepted":
+                    log.warning("SignCertificate: the CSMS answered %s", result.status)
+                    return
+                if await wait_event(self.certificate_signed, wait / self.host.clock.speed):
+                    return
+                wait *= 2
+            log.warning("SignCertificate: no CertificateSigned came; giving up until triggered")
+        finally:
+            self._signing = False
 
     # ------------------------------------------------------------ the connection
 

@@ -134,3 +134,22 @@ async def test_extended_trigger_message_sends_each_requested_message(tmp_path: P
         assert csms.actions("SignedFirmwareStatusNotification")[-1]["status"] == "Idle"
         assert csms.actions("LogStatusNotification")[-1]["status"] == "Idle"
         assert await csms.extended_trigger("StatusNotification", connector_id=99) == "Rejected"
+
+
+async def test_sign_certificate_is_sent_again_when_no_certificate_comes(tmp_path: Path) -> None:
+    """No CertificateSigned within CertSigningWaitMinimum: SignCertificate again (whitepaper
+    1.6 ed. 3, CertSigningWaitMinimum / CertSigningRepeatTimes); the second one is signed."""
+    ca = Ca.make("CSMS root")
+    async with (
+        CentralSystem(signer=(ca.cert, ca.key)) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url) as station,
+    ):
+        await until(lambda: station.session.online)
+        assert await csms.install_certificate(CSMS_ROOT, ca.pem) == "Accepted"
+        assert await csms.change_configuration("CertSigningWaitMinimum", "1") == "Accepted"
+        csms.unanswered_csrs = 1
+        assert await csms.extended_trigger("SignChargePointCertificate") == "Accepted"
+        signed = await csms.wait_for(lambda: csms.actions("CertificateSigned.conf"))
+        assert signed == [{"status": "Accepted"}]
+        assert len(csms.actions("SignCertificate")) == 2
+        assert station.session.security.store.client_chain() != []

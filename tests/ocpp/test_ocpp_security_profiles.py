@@ -5,7 +5,9 @@ it can; the profile only goes up; a failed connection after a change falls back.
 
 from __future__ import annotations
 
+import asyncio
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -244,3 +246,32 @@ async def test_raised_profile_is_kept_once_it_connects(tmp_path: Path) -> None:
             assert station.session.security.profile == 2
     finally:
         await csms.stop()
+
+
+async def test_stand_alone_sim_csms_serves_profile_3(tmp_path: Path) -> None:
+    """`python -m chargeport.sim.csms --tls-cert .. --client-ca ..` is a profile 3 CSMS: a
+    station with a client certificate from that CA connects to it."""
+    ca = Ca.make("CSMS root")
+    server_context(tmp_path / "csms", ca)  # writes csms.pem / csms.key
+    (tmp_path / "ca.pem").write_text(ca.pem)
+    store = CertificateStore(tmp_path / "ocpp-security")
+    assert store.install(CSMS_ROOT, ca.pem, time.time()) == "Accepted"
+    store.store_client_chain(pem(issue(ca, "CP-1", key=store.key())[0]))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chargeport.sim.csms", "--port", "0",
+        "--tls-cert", str(tmp_path / "csms" / "csms.pem"),
+        "--tls-key", str(tmp_path / "csms" / "csms.key"),
+        "--client-ca", str(tmp_path / "ca.pem"),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = line.split()[-1]
+        assert url.startswith("wss://127.0.0.1:")
+        async with running_station(tmp_path / "db.sqlite", url) as station:
+            await until(lambda: station.session.online)
+            assert station.session.security.profile == 3
+    finally:
+        proc.terminate()
+        await proc.wait()
