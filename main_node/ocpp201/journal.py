@@ -43,6 +43,10 @@ _TABLES = (
         evse INTEGER PRIMARY KEY,
         record TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS ocpp201_board (
+        evse INTEGER PRIMARY KEY,
+        boot_id TEXT NOT NULL
+    )""",
 )
 
 
@@ -91,6 +95,19 @@ class EventJournal:
                     "INSERT OR REPLACE INTO ocpp201_open_tx VALUES (?, ?)",
                     (evse, json.dumps(dataclasses.asdict(record))),
                 )
+
+    def board_linked(self, evse: int, boot_id: str) -> bool:
+        """Record the boot id of the board behind an EVSE; True when it differs from the one
+        recorded before (the board restarted since, taking its transaction with it)."""
+        with transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT boot_id FROM ocpp201_board WHERE evse = ?", (evse,)
+            ).fetchone()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO ocpp201_board (evse, boot_id) VALUES (?, ?)",
+                (evse, boot_id),
+            )
+        return row is not None and str(row[0]) != boot_id
 
     def open_transactions(self) -> dict[int, TxRecord]:
         rows = self._conn.execute("SELECT evse, record FROM ocpp201_open_tx").fetchall()

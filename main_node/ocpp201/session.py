@@ -40,6 +40,7 @@ from websockets.typing import Subprotocol
 from chargeport.clock import Clock, RealClock
 from chargeport.port import (
     ChargePort,
+    LinkChanged,
     MeterValue,
     PortError,
     PortErrorEvent,
@@ -537,26 +538,18 @@ class Session201:
                 log.exception("EVSE %d: event %s not handled", evse, type(event.body).__name__)
 
     def _close_lost(self, evse: int) -> None:
-        """The local board restarted with the main: its open transaction ended (PowerLoss)."""
-        machine = self.evses[evse]
-        if machine.tx is None:
-            return
+        """The board restarted (the local one with the main): its transaction ended
+        (PowerLoss), at the last reading it reported."""
         mv = self.latest_meter.get(evse)
         end = self._meter(evse, "Transaction.End", "TxEndedMeasurands", mv)
-        payload = machine._event(
-            "Ended",
-            "AbnormalCondition",
-            self.now(),
-            not self.online,
-            end,
-            stoppedReason="PowerLoss",
-        )
-        machine.tx = None
+        payload = self.evses[evse].end_lost(self.now(), not self.online, end)
+        if payload is None:
+            return
         self.backlog.run(
             f"end of EVSE {evse}'s lost transaction",
             lambda: self.journal.enqueue(evse, [payload], None),
         )
-        self._wake.set()
+        self._transaction_over(evse)
 
     def on_port_event(self, evse: int, event: PortEvent) -> None:
         body = event.body
@@ -569,6 +562,16 @@ class Session201:
             self._on_session(evse, body, event.timestamp)
         elif isinstance(body, PortErrorEvent):
             self._notify_fault(evse, body)
+        elif isinstance(body, LinkChanged) and body.connected and body.boot_id:
+            # A board that restarted since we last linked it (perhaps while this main was down
+            # too) took its transaction with it; the same boot id resumes its events instead.
+            try:
+                restarted = self.journal.board_linked(evse, body.boot_id)
+            except sqlite3.Error as exc:
+                log.warning("EVSE %d: board link not recorded: %s", evse, exc)
+                restarted = False
+            if restarted:
+                self._close_lost(evse)
 
     def _meter(
         self,
@@ -625,12 +628,19 @@ class Session201:
             )
             self._meter_wake.set()
         if before is not None and machine.tx is None:
-            self._next_sample.pop(evse, None)
-            self.profiles.transaction_ended(evse)
-            self._idle.set()
-            self.spawn(self._apply_scheduled_availability(evse))
+            self._transaction_over(evse)
         self._limits_wake.set()
         self._wake.set()
+
+    def _transaction_over(self, evse: int) -> None:
+        """What ends with a transaction: its samples, TxProfiles, a Scheduled availability."""
+        self._next_sample.pop(evse, None)
+        self.profiles.transaction_ended(evse)
+        self._idle.set()
+        self._limits_wake.set()
+        self._wake.set()
+        if self._tg is not None:
+            self.spawn(self._apply_scheduled_availability(evse))
 
     async def _apply_scheduled_availability(self, evse: int) -> None:
         busy = {e for e, m in self.evses.items() if m.tx is not None}

@@ -296,5 +296,19 @@ class EvseTx:
             return None
         return self._event("Updated", trigger, now, offline, meter)
 
+    def end_lost(
+        self, now: float, offline: bool, end: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The board restarted and took the transaction with it: Ended, PowerLoss."""
+        if self.tx is None:
+            return None
+        payload = self._event(
+            "Ended", "AbnormalCondition", now, offline, end, stoppedReason="PowerLoss"
+        )
+        self.ended.append(self.tx)
+        self.tx = None
+        self.pending_token = self.pending_reservation = self.pending_remote = None
+        return payload
+
     def restore(self, record: TxRecord) -> None:
         self.tx = replace(record)

@@ -9,7 +9,14 @@ from ocpp.v201 import call
 from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.fake_port import FakePort
-from chargeport.port import PortInfo, SessionEvent, SessionEventType, StopReason, TransactionData
+from chargeport.port import (
+    LinkChanged,
+    PortInfo,
+    SessionEvent,
+    SessionEventType,
+    StopReason,
+    TransactionData,
+)
 from chargeport.sim.csms201 import CentralSystem201
 
 
@@ -193,3 +200,35 @@ async def test_a_reservation_for_no_evse_keeps_one_free_for_its_token_h01(
         ports[2].ev_ready()
         tx = await csms.wait_for(lambda: csms.transaction_on(2))
         assert tx.events[0]["reservation_id"] == 5
+
+
+async def test_a_satellite_that_restarted_ends_only_its_own_transaction(tmp_path: Path) -> None:
+    """A new boot id behind EVSE 2 (the satellite restarted): its transaction ended there
+    (PowerLoss, at its last reading); EVSE 3 charges on. The same boot id again is a resume."""
+    ports = make_ports(3)
+    async with (
+        CentralSystem201() as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports),
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 3)
+        for evse in (2, 3):
+            ports[evse].emit(LinkChanged(True, boot_id=f"boot-{evse}-a"))
+            ports[evse].plug_in()
+            ports[evse].ev_ready()
+            await csms.request_start("TAG-OK", evse_id=evse)
+        await csms.wait_for(lambda: csms.transaction_on(2) and csms.transaction_on(3))
+        ports[2].meter(900.0)
+        ports[3].emit(LinkChanged(False))
+        ports[3].emit(LinkChanged(True, boot_id="boot-3-a"))  # a blip: resumed, same boot
+        await csms.wait_for(
+            lambda: (3, "Unavailable") in csms.statuses and csms.last_status(3) == "Occupied"
+        )
+        ports[2].emit(LinkChanged(False))
+        ports[2].emit(LinkChanged(True, boot_id="boot-2-b"))
+        lost = csms.transaction_on(2)
+        assert lost is not None
+        await csms.wait_for(lambda: lost.ended)
+        assert lost.stopped_reason == "PowerLoss"
+        assert lost.energy_wh("Ended") == 900.0
+        running = csms.transaction_on(3)
+        assert running is not None and not running.ended
