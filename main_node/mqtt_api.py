@@ -3,16 +3,29 @@
 Topics under `<prefix>/<station>/`:
   status                     retained "online" / "offline" (the last will)
   connector/<n>/state        retained JSON (the StationView gun without meter fields)
-  connector/<n>/meter        retained JSON (energy, power, currents, temperature)
+  connector/<n>/meter        retained JSON (energy, power, current and voltage per phase,
+                             frequency, temperature)
   energy                     retained JSON energy manager snapshot (allocation per connector)
   connector/<n>/cmd/enable   command, payload ignored          (only with `commands = true`)
   connector/<n>/cmd/disable  command, payload ignored          (only with `commands = true`)
+  connector/<n>/cmd/enabled  command, payload ON | OFF          (idem; Home Assistant's switch)
+  connector/<n>/cmd/charging command, payload ON | OFF: OFF pauses (limit 0, the transaction
+                             stays open), ON allows charging again at the last cmd/limit
+                             (evcc's enable; idem)
   connector/<n>/cmd/limit    command, JSON {"amps": A | null, "phases": 1 | 3}   (idem)
   mains                      JSON {"currents_a": [l1, l2, l3]}: live building meter reading
                              (only with `mains = true`)
   ack                        JSON {"topic", "result": "accepted" | "refused", "reason"} for
                              every command and mains reading the station received
   error                      JSON {"topic", "error", "payload"} for every rejected command
+
+Home Assistant MQTT discovery (issue 19): on every connect the station publishes retained
+`<discovery_prefix>/<component>/<station>_<gun>_<what>/config` documents (`discovery_configs`,
+pure) for one device per gun: sensors for state, power, energy, session energy, current and
+voltage per phase, frequency and temperature; with `commands = true` also a switch (enabled)
+and a number (current limit). Every entity is available only while the station's status says
+"online" (the last will) and the gun's link is up. Without `commands` the command entities'
+configs are cleared (empty retained payload), so Home Assistant removes them.
 
 Security (issue 14): the broker login (username/password) and TLS (CA, optional client
 certificate; the broker's hostname is checked unless `tls_insecure`) come from [mqtt]. Inputs
@@ -67,9 +80,11 @@ __all__ = [
     "MqttApi",
     "MqttConfigError",
     "MqttTls",
+    "SetCharging",
     "SetLimit",
     "Topics",
     "check_mains",
+    "discovery_configs",
     "parse_command",
 ]
 
@@ -83,6 +98,8 @@ MAINS_OWN_TOLERANCE_A = 2.0
 MAINS_OWN_TOLERANCE = 0.1
 CHARGING_STATES = frozenset({"Charging", "SuspendedEV"})
 METER_KEYS = ("energy_wh", "session_energy_wh", "power_w", "current_a", "temperature_c")
+DISCOVERY_PREFIX = "homeassistant"
+_ON, _OFF = {"on", "true", "1", "enable"}, {"off", "false", "0", "disable"}
 
 
 class MqttConfigError(ChargeportError):
@@ -159,11 +176,19 @@ class SetLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class SetCharging:
+    """Pause (False) or allow (True) charging, the transaction kept (evcc's enable)."""
+
+    connector: int
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Mains:
     currents_a: tuple[float, float, float]
 
 
-Command = Enable | Disable | SetLimit | Mains
+Command = Enable | Disable | SetLimit | SetCharging | Mains
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
@@ -229,8 +254,18 @@ def parse_command(
         return Enable(connector)
     if verb == "disable":
         return Disable(connector)
+    if verb in ("enabled", "charging"):  # ON/OFF on one topic, as a switch sends it
+        word = payload.decode("utf-8", "replace").strip().lower()
+        if word not in _ON | _OFF:
+            raise CommandRejected(f"{verb} expects ON or OFF (or true/false), got {word[:20]!r}")
+        on = word in _ON
+        if verb == "charging":
+            return SetCharging(connector, on)
+        return Enable(connector) if on else Disable(connector)
     if verb != "limit":
-        raise CommandRejected(f"unknown command {verb!r} (expected enable, disable or limit)")
+        raise CommandRejected(
+            f"unknown command {verb!r} (expected enable, disable, enabled, charging or limit)"
+        )
     info = ports[connector]
     data = _json_object(payload)
     if "amps" not in data:
@@ -248,6 +283,147 @@ def parse_command(
             f"amps must be 0 or {min_current_a:g}..{info.max_current_a:g}, got {data['amps']!r}"
         )
     return SetLimit(connector, amps, phases)
+
+
+# ------------------------------------------------------------------ pure: Home Assistant discovery
+
+
+def _object_id(text: str) -> str:
+    """Home Assistant object ids: letters, digits, '_' and '-' only."""
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sensor:
+    what: str
+    name: str
+    topic: str  # "state" or "meter"
+    template: str
+    unit: str = ""
+    device_class: str = ""
+    state_class: str = ""
+    precision: int | None = None
+
+
+def _phase(key: str, phase: int) -> str:
+    # An idle or unlinked gun reports []: pad so the template never fails.
+    return f"{{{{ (value_json.{key} + [0, 0, 0])[{phase}] }}}}"
+
+
+def _sensors() -> list[_Sensor]:
+    sensors = [
+        _Sensor("state", "State", "state", "{{ value_json.state }}"),
+        _Sensor("power", "Power", "meter", "{{ value_json.power_w }}", "W", "power",
+                "measurement", 0),
+        _Sensor("energy", "Energy", "meter", "{{ value_json.energy_wh }}", "Wh", "energy",
+                "total_increasing", 0),
+        _Sensor("session_energy", "Session energy", "meter",
+                "{{ value_json.session_energy_wh }}", "Wh", "energy", "total_increasing", 0),
+        _Sensor("frequency", "Frequency", "meter", "{{ value_json.frequency_hz }}", "Hz",
+                "frequency", "measurement", 2),
+        _Sensor("temperature", "Temperature", "meter", "{{ value_json.temperature_c }}", "°C",
+                "temperature", "measurement", 1),
+    ]  # fmt: skip
+    for phase in range(3):
+        sensors.append(
+            _Sensor(f"current_l{phase + 1}", f"Current L{phase + 1}", "meter",
+                    _phase("current_a", phase), "A", "current", "measurement", 1)
+        )  # fmt: skip
+        sensors.append(
+            _Sensor(f"voltage_l{phase + 1}", f"Voltage L{phase + 1}", "meter",
+                    _phase("voltage_v", phase), "V", "voltage", "measurement", 0)
+        )  # fmt: skip
+    return sensors
+
+
+def discovery_configs(
+    topics: Topics,
+    infos: Mapping[int, PortInfo],
+    *,
+    commands: bool,
+    prefix: str = DISCOVERY_PREFIX,
+    model: str = "chargeport",
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """(config topic, payload) for every entity; payload None = remove the entity (retained '')."""
+    station = _object_id(topics.station)
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    for cid, info in sorted(infos.items()):
+        state_topic = topics.state(cid)
+        base_id = f"{station}_{cid}"
+        device = {
+            "identifiers": [f"chargeport_{base_id}"],
+            "name": f"{topics.station} gun {cid}",
+            "manufacturer": "chargeport",
+            "model": model,
+            "sw_version": info.firmware_version,
+            "serial_number": info.serial,
+        }
+        common: dict[str, Any] = {
+            "availability": [
+                {"topic": topics.status, "payload_available": "online",
+                 "payload_not_available": "offline"},
+                {"topic": state_topic, "value_template":
+                 "{{ 'online' if value_json.link_up else 'offline' }}"},
+            ],
+            "availability_mode": "all",
+            "device": device,
+        }  # fmt: skip
+
+        entities: list[tuple[str, str, dict[str, Any] | None]] = []
+        for sensor in _sensors():
+            body: dict[str, Any] = {
+                "name": sensor.name,
+                "state_topic": state_topic if sensor.topic == "state" else topics.meter(cid),
+                "value_template": sensor.template,
+            }
+            for key, value in (
+                ("unit_of_measurement", sensor.unit), ("device_class", sensor.device_class),
+                ("state_class", sensor.state_class),
+            ):  # fmt: skip
+                if value:
+                    body[key] = value
+            if sensor.precision is not None:
+                body["suggested_display_precision"] = sensor.precision
+            entities.append(("sensor", sensor.what, body))
+        switch = {
+            "name": "Enabled",
+            "command_topic": topics.cmd(cid, "enabled"),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "state_topic": state_topic,
+            "value_template": "{{ 'ON' if value_json.enabled else 'OFF' }}",
+            "icon": "mdi:ev-station",
+        }
+        number = {  # 0 pauses; 1 A up to the PWM minimum is refused (see the ack topic)
+            "name": "Current limit",
+            "command_topic": topics.cmd(cid, "limit"),
+            "command_template": '{"amps": {{ value }}}',
+            "state_topic": state_topic,
+            "value_template": "{{ value_json.limit_a }}",
+            "min": 0,
+            "max": info.max_current_a,
+            "step": 1,
+            "mode": "box",
+            "unit_of_measurement": "A",
+            "device_class": "current",
+        }
+        charging = {
+            "name": "Charging allowed",
+            "command_topic": topics.cmd(cid, "charging"),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "state_topic": state_topic,
+            "value_template": "{{ 'ON' if value_json.charging_allowed else 'OFF' }}",
+            "icon": "mdi:pause-circle-outline",
+        }
+        entities.append(("switch", "enabled", switch if commands else None))
+        entities.append(("switch", "charging", charging if commands else None))
+        entities.append(("number", "limit", number if commands else None))
+        for component, what, entity in entities:
+            topic = f"{prefix}/{component}/{base_id}_{what}/config"
+            ids = {"unique_id": f"chargeport_{base_id}_{what}", "object_id": f"{base_id}_{what}"}
+            out.append((topic, None if entity is None else {**ids, **common, **entity}))
+    return out
 
 
 # ------------------------------------------------------------------ the API
@@ -286,7 +462,10 @@ class MqttApi:
         commands: bool = False,
         mains: bool = False,
         mains_max_a: float = MAX_MAINS_A,
+        discovery_prefix: str = DISCOVERY_PREFIX,
+        model: str = "chargeport",
     ) -> None:
+        """`discovery_prefix` empty: no Home Assistant discovery documents."""
         for name, value in (("prefix", prefix), ("station id", station_id)):
             if not value or any(c in value for c in "+#\0"):
                 raise MqttConfigError(f"mqtt: {name} {value!r} must be non-empty without + or #")
@@ -301,6 +480,11 @@ class MqttApi:
         self._username, self._password, self._tls = username, password, tls
         self._accept_commands, self._accept_mains = commands, mains
         self._mains_max_a = mains_max_a
+        self._discovery_prefix = discovery_prefix.strip("/")
+        self._model = model
+        self._grid: dict[int, tuple[tuple[float, ...], float]] = {}  # voltages, frequency
+        self._limits: dict[int, tuple[float | None, int]] = {}  # operator limit by MQTT
+        self._paused: dict[int, bool] = {}  # cmd/charging OFF
         self._mains_refused = 0  # consecutive refused readings (the event is logged once)
         self.last_error = ""  # the broker's last refusal, e.g. "Bad user name or password"
         self._view = StationView(station_id, [p.info for p in self._ports.values()])
@@ -460,6 +644,7 @@ class MqttApi:
         self.last_error = ""
         self._published.clear()  # the broker may have lost retained state: send everything
         self._publish(self.topics.status, "online", qos=1)
+        self._async_publish_discovery()
         for cid in self._ports:
             self._async_publish_port(cid)
         if self._energy is not None:
@@ -536,19 +721,29 @@ class MqttApi:
                 raise CommandRejected("this station has no energy manager")
             self._energy.set_mains_reading(command.currents_a)
             return
-        port = self._ports[command.connector]
+        cid = command.connector
+        port = self._ports[cid]
         if isinstance(command, Enable):
             await port.enable()
-        elif isinstance(command, Disable):
+            return
+        if isinstance(command, Disable):
             await port.disable()
-        elif self._energy is not None:
+            return
+        if isinstance(command, SetCharging):
+            self._paused[cid] = not command.allowed
+            amps, phases = self._limits.get(cid, (None, port.info.phases))
+        else:
+            amps, phases = command.amps, command.phases
+            self._limits[cid] = (amps, phases)
+        if self._paused.get(cid):
+            amps = 0.0  # paused: the limit is kept for when charging is allowed again
+        if self._energy is not None:
             # The energy manager re-sends limits every refresh: an operator limit must go
             # through it, or it would be overwritten seconds later.
-            self._energy.set_connector_limit(command.connector, command.amps, command.phases)
-        elif command.amps is None:
-            await port.set_limit(port.info.max_current_a, port.info.phases)
+            self._energy.set_connector_limit(cid, amps, phases)
         else:
-            await port.set_limit(command.amps, command.phases)
+            await port.set_limit(port.info.max_current_a if amps is None else amps, phases)
+        self._async_publish_port(cid, meter=False)
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
         log.info("mqtt: rejected %s: %s", topic, reason)
@@ -582,7 +777,20 @@ class MqttApi:
         async for event in events:
             self._async_event(cid, event)
 
+    def _async_publish_discovery(self) -> None:
+        if not self._discovery_prefix:
+            return
+        infos = {cid: p.info for cid, p in self._ports.items()}
+        for topic, body in discovery_configs(
+            self.topics, infos, commands=self._accept_commands, prefix=self._discovery_prefix,
+            model=self._model,
+        ):  # fmt: skip
+            # An empty retained payload deletes the entity in Home Assistant.
+            self._publish(topic, "" if body is None else json.dumps(body, sort_keys=True), qos=1)
+
     def _async_event(self, cid: int, event: PortEvent) -> None:
+        if isinstance(event.body, MeterValue):  # the view keeps no voltage or frequency
+            self._grid[cid] = (event.body.voltage_v, event.body.frequency_hz)
         self._view.apply(cid, event)
         self._async_publish_port(
             cid, meter_ts=event.timestamp, meter=isinstance(event.body, MeterValue)
@@ -593,6 +801,11 @@ class MqttApi:
     ) -> None:
         gun = self._view.gun_snapshot(cid, history=False)
         reading = {key: gun.pop(key) for key in METER_KEYS if key in gun}
+        volts, hz = self._grid.get(cid, ((), 0.0)) if gun["link_up"] else ((), 0.0)
+        reading["voltage_v"] = [round(v, 1) for v in volts]
+        reading["frequency_hz"] = round(hz, 2)
+        gun["charging_allowed"] = not self._paused.get(cid, False)
+        gun["operator_limit_a"] = self._limits.get(cid, (None, 0))[0]
         self._publish(self.topics.state(cid), json.dumps(gun, sort_keys=True), qos=1)
         if meter:
             if meter_ts is not None:
