@@ -18,10 +18,10 @@ from chargeport.board import ResetKind
 from chargeport.port import PortError, StopReason
 from main_node.ocpp.db import format_datetime, parse_datetime, to_wire
 from main_node.ocpp.reservations import decide_cancel
+from main_node.ocpp201.authorization import as_v16_info
 from main_node.ocpp201.device_model import VarKey
 from main_node.ocpp201.profiles import PURPOSE_16 as _PURPOSE
 from main_node.ocpp201.rpc import Answer, Handler
-from main_node.ocpp201.session import as_v16_info
 
 if TYPE_CHECKING:
     from main_node.ocpp201.session import Session201
@@ -217,7 +217,7 @@ class _Handlers:
 
         async def start() -> None:
             if self.s.device.bool_value("AuthCtrlr", "AuthorizeRemoteStart"):
-                if await self.s.authorize_token(token) != "Accepted":
+                if await self.s.authorization.decide(token) != "Accepted":
                     return
             machine.authorize(token, remote_id)
             await self.s.ports[evse].authorize(tag, reservation)

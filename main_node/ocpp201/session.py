@@ -59,6 +59,7 @@ from main_node.ocpp.framing import MAX_FRAME_BYTES
 from main_node.ocpp.journal import WriteBacklog
 from main_node.ocpp.reservations import ReservationStore, decide_start
 from main_node.ocpp.smart_charging import ProfileStore
+from main_node.ocpp201.authorization import Authorization
 from main_node.ocpp201.device_model import DeviceModel, VarKey, catalog
 from main_node.ocpp201.journal import EventJournal
 from main_node.ocpp201.profiles import profile_to_engine, tx_number
@@ -155,6 +156,9 @@ class Session201:
             live=self._live_value,
         )
         self.auth = AuthStore(conn)
+        self.authorization = Authorization(
+            self.auth, self.device, self.now, self._ask, lambda: self.online
+        )
         self.availability = AvailabilityStore(conn, len(ports))
         self.reservations = ReservationStore(conn)
         self.journal = EventJournal(conn)
@@ -418,7 +422,7 @@ class Session201:
         info = to_wire(result.id_token_info)
         token = entry.payload.get("idToken")
         if isinstance(info, dict) and isinstance(token, dict):
-            self._cache(token, info)
+            self.authorization.cache(token, info)
             if info.get("status") != "Accepted":
                 self._invalid_token(entry.evse, entry.tx_id)
 
@@ -660,44 +664,16 @@ class Session201:
 
     # ------------------------------------------------------------ authorization (C)
 
-    def _cache(self, token: dict[str, Any], info: dict[str, Any]) -> None:
-        if not self.device.bool_value("AuthCacheCtrlr", "Enabled"):
-            return
-        with contextlib.suppress(sqlite3.Error, ValueError):
-            self.auth.cache_put(str(token.get("idToken", ""))[:20], as_v16_info(info), self.now())
-
-    def local_info(self, id_token: str) -> dict[str, Any] | None:
-        return self.auth.lookup(
-            id_token,
-            self.now(),
-            use_list=self.device.bool_value("LocalAuthListCtrlr", "Enabled"),
-            use_cache=self.device.bool_value("AuthCacheCtrlr", "Enabled"),
-        )
-
-    async def authorize_token(self, token: dict[str, Any]) -> str:
-        """C01 / C12: local list and cache when LocalPreAuthorize, else Authorize; offline rules."""
-        tag = str(token.get("idToken", ""))
-        known = self.local_info(tag)
-        if known is not None and self.device.bool_value("AuthCtrlr", "LocalPreAuthorize"):
-            if known.get("status") == "Accepted":
-                return "Accepted"
-        if self.online:
-            try:
-                result = await self.request(call.Authorize(id_token=token))
-            except (Offline, CallRefused, TimeoutError):
-                pass
-            else:
-                info = to_wire(result.id_token_info)
-                self._cache(token, info)
-                return str(info.get("status", "Invalid"))
-        if known is not None:
-            if known.get("status") != "Accepted":
-                return str(known.get("status"))
-            if self.device.bool_value("AuthCtrlr", "LocalAuthorizeOffline"):
-                return "Accepted"
-        if self.device.bool_value("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
-            return "Accepted"
-        return "Invalid"
+    async def _ask(self, token: dict[str, Any]) -> dict[str, Any] | None:
+        """Authorize (C01) when online; None when the CSMS cannot be asked or does not answer."""
+        if not self.online:
+            return None
+        try:
+            result = await self.request(call.Authorize(id_token=token))
+        except (Offline, CallRefused, TimeoutError):
+            return None
+        info: dict[str, Any] = to_wire(result.id_token_info)
+        return info
 
     async def async_present(self, evse: int, tag: str) -> None:
         """An IdToken presented at a port: stop its own transaction, or authorize a new one."""
@@ -706,11 +682,13 @@ class Session201:
         if machine.tx is not None and machine.tx.id_token and machine.tx.id_token["idToken"] == tag:
             await self.ports[evse].stop_transaction(StopReason.LOCAL)
             return
-        allowed, reservation = self.reservation_check(evse, tag, self.local_parent(tag))
+        allowed, reservation = self.reservation_check(
+            evse, tag, self.authorization.local_parent(tag)
+        )
         if not allowed:
             log.info("EVSE %d is reserved for another IdToken", evse)
             return
-        if await self.authorize_token(token) != "Accepted":
+        if await self.authorization.decide(token) != "Accepted":
             return
         machine.authorize(token)
         await self.ports[evse].authorize(tag, reservation)
@@ -723,11 +701,6 @@ class Session201:
             evse, tag[:20], parent, statuses, self.reservations.active(self.now()), self.now()
         )
         return allowed, None if used is None else used.reservation_id
-
-    def local_parent(self, tag: str) -> str | None:
-        known = self.local_info(tag)
-        parent = None if known is None else known.get("parentIdTag")
-        return parent if isinstance(parent, str) else None
 
     # ------------------------------------------------------------ meter values (J)
 
@@ -889,21 +862,6 @@ class Session201:
 
     def parse_time(self, text: str) -> float:
         return parse_datetime(text)
-
-
-_V16_STATUS = {"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"}
-
-
-def as_v16_info(info: dict[str, Any]) -> dict[str, Any]:
-    """IdTokenInfoType -> the shared store's idTagInfo (status, expiryDate, parentIdTag)."""
-    status = str(info.get("status", "Invalid"))
-    out: dict[str, Any] = {"status": status if status in _V16_STATUS else "Invalid"}
-    if info.get("cacheExpiryDateTime"):
-        out["expiryDate"] = info["cacheExpiryDateTime"]
-    group = info.get("groupIdToken")
-    if isinstance(group, dict) and group.get("idToken"):
-        out["parentIdTag"] = str(group["idToken"])[:20]
-    return out
 
 
 def _snake(payload: dict[str, Any]) -> dict[str, Any]:
