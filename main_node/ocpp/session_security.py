@@ -67,6 +67,7 @@ __all__ = ["SecurityHost", "SessionSecurity"]
 
 log = logging.getLogger(__name__)
 
+STARTUP = "StartupOfTheDevice"
 _STATE = "CREATE TABLE IF NOT EXISTS security_state (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 MAX_CERTIFICATES = 10  # CertificateStoreMaxLength
 
@@ -148,6 +149,7 @@ class SessionSecurity:
         self._warned_plain = False
         self._warned_certs: set[bytes] = set()
         self._handler: SecurityLogHandler | None = None
+        self._started = False
         self.certificate_signed = asyncio.Event()  # set on an accepted CertificateSigned
         self._signing = False
         self.firmware_job: SignedFirmware | None = None  # the SignedUpdateFirmware running
@@ -350,12 +352,16 @@ class SessionSecurity:
     # ------------------------------------------------------------ security events
 
     def start_events(self) -> None:
-        """Journal every `chargeport.security` record from now on."""
+        """Journal every `chargeport.security` record from now on; the first time, the
+        station's start is one (whitepaper 1.6 ed. 3, Appendix 1: StartupOfTheDevice)."""
         if self._handler is None:
             self._handler = SecurityLogHandler(
                 self.events, asyncio.get_running_loop(), self.host.now
             )
             self._handler.attach()
+            if not self._started:
+                self._started = True
+                security_event(STARTUP, f"the main of station {self._station_id} started")
 
     def stop_events(self) -> None:
         if self._handler is not None:
