@@ -514,7 +514,7 @@ class _Handlers:
 
     async def get_composite_schedule(self, req: call.GetCompositeSchedule) -> Any:
         evse = req.evse_id
-        if evse != 0 and evse not in self.s.ports:
+        if (evse != 0 and evse not in self.s.ports) or req.duration <= 0:
             return call_result.GetCompositeSchedule(status="Rejected")
         unit = req.charging_rate_unit or "A"
         now = self.s.now()

@@ -21,7 +21,7 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from ocpp.messages import MessageType, get_validator
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
+from main_node.ocpp.db import parse_datetime
 from main_node.ocpp.framing import (
     MAX_DEPTH,
     MAX_FRAME_BYTES,
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp2.0.1"
 VERSION = "2.0.1"
 _KNOWN_ACTIONS = frozenset(a.value for a in Action)
+_DATE_FIELDS = frozenset({"timestamp", "startSchedule", "validFrom", "validTo", "generatedAt"})
 
 
 class MessageTypeNotSupportedError(OCPPError):  # type: ignore[misc]
@@ -192,6 +194,30 @@ def validate(kind: int, action: str, payload: Any) -> None:
         validator.validate(payload)
     except SchemaValidationError as err:
         raise _schema_error(err) from None
+    check_dates(payload)
+
+
+def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, str(k))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, key)
+    elif isinstance(value, str):
+        yield key, value
+
+
+def check_dates(payload: Any) -> None:
+    """Each date-time field an RFC 3339 date-time: the schemas name the format, the validator
+    does not check it, and no handler should be the first to parse one."""
+    for key, text in _strings(payload):
+        if key.endswith(("DateTime", "Timestamp")) or key in _DATE_FIELDS:
+            try:
+                parse_datetime(text)
+            except (ValueError, OverflowError):
+                cause = f"{key} = {text!r:.40} is not an RFC 3339 date-time"
+                raise PropertyConstraintViolationError(details={"cause": cause}) from None
 
 
 def to_payload(message: Any) -> dict[str, Any]:

@@ -71,6 +71,15 @@ async def _answers(frames: list[str | bytes]) -> list[Any]:
         ('[2,"a","Heartbeat"]', "RpcFrameworkError"),
         ('[7,"a","Heartbeat",{}]', "MessageTypeNotSupported"),
         ('[2,"a","GetLocalListVersion",{}]', "InternalError"),
+        # the schema names date-time formats without checking them; we do
+        (
+            '[2,"a","ClearCache",{"customData":{"vendorId":"v","expiryDateTime":"soon"}}]',
+            "PropertyConstraintViolation",
+        ),
+        (
+            '[2,"a","ClearCache",{"customData":{"vendorId":"v","validFrom":"2024-13-45"}}]',
+            "PropertyConstraintViolation",
+        ),
     ],
 )
 async def test_call_answered_with_the_2_0_1_code_ocppj_4_3(frame: str, code: str | None) -> None:
