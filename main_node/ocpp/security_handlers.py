@@ -11,6 +11,7 @@ sends CALLs of its own runs after the answer (an `_after_action`), never inside 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -43,6 +44,8 @@ from main_node.ocpp.signed_firmware import (
 __all__ = ["EXTENDED_TRIGGERS", "SECURITY_ACTIONS", "SecurityHandlers", "register"]
 
 log = logging.getLogger(__name__)
+
+RESET_OR_REBOOT = "ResetOrReboot"
 
 # ExtendedTriggerMessage's MessageTrigger values, all served.
 EXTENDED_TRIGGERS = frozenset(
@@ -270,3 +273,13 @@ def register(cp: Any, security: SessionSecurity) -> None:
     change = cp.route_map.get(Action.change_configuration)
     if change is not None:
         change["_after_action"] = lambda **_: security.after_change()
+    reset = cp.route_map.get(Action.reset)
+    if reset is not None and "_after_action" not in reset:
+        reset["_after_action"] = functools.partial(_reset_event, security)
+
+
+def _reset_event(security: SessionSecurity, type: str = "", **_: Any) -> None:
+    """An accepted Reset is a security event (whitepaper Appendix 1: ResetOrReboot); it is
+    journaled before the boards go down and sent once the station is back."""
+    if security.host.system is not None:  # without a system the Reset was Rejected
+        security_event(RESET_OR_REBOOT, f"{type} reset requested by the CSMS")
