@@ -49,6 +49,7 @@ from chargeport.port import (
     SessionEventType,
     StopReason,
 )
+from chargeport.security_log import security_event
 from chargeport.tasks import RestartPolicy, supervise
 from main_node.ocpp.auth import AuthStore
 from main_node.ocpp.availability import AvailabilityStore
@@ -58,6 +59,7 @@ from main_node.ocpp.endpoint import csms_endpoint
 from main_node.ocpp.framing import MAX_FRAME_BYTES
 from main_node.ocpp.journal import WriteBacklog
 from main_node.ocpp.reservations import ReservationStore, decide_start
+from main_node.ocpp.security_events import SecurityEventJournal, SecurityLogHandler, StoredEvent
 from main_node.ocpp.smart_charging import ProfileStore
 from main_node.ocpp201.authorization import Authorization
 from main_node.ocpp201.device_model import DeviceModel, VarKey, catalog
@@ -74,6 +76,7 @@ log = logging.getLogger(__name__)
 _LOOP_POLICY = RestartPolicy(initial_s=0.2, max_s=5.0, budget=5, window_s=60.0)
 _LINK_ERRORS = (OSError, TimeoutError, websockets.WebSocketException)
 MAX_INTERVAL_S = 7 * 24 * 3600
+STARTUP = "StartupOfTheDevice"  # 2.0.1 Part 2 appendix: security events
 
 # 1.6 connector status (the shared tracker) -> 2.0.1 ConnectorStatusEnumType (G01).
 _STATUS = {
@@ -162,6 +165,9 @@ class Session201:
         self.availability = AvailabilityStore(conn, len(ports))
         self.reservations = ReservationStore(conn)
         self.journal = EventJournal(conn)
+        # Security events (A04), shared with the 1.6 security extension: journal and handler.
+        self.security_events = SecurityEventJournal(conn)
+        self._started = False
         self.backlog = WriteBacklog()
         self.trackers: dict[int, ConnectorStatusTracker] = {}
         self.latest_meter: dict[int, MeterValue] = {}
@@ -267,8 +273,20 @@ class Session201:
 
     async def run(self) -> None:
         """Run until cancelled: port watchers, meter and limit loops, the connection."""
+        handler = SecurityLogHandler(self.security_events, asyncio.get_running_loop(), self.now)
+        handler.attach()
+        try:
+            await self._run()
+        finally:
+            handler.detach()
+
+    async def _run(self) -> None:
+        if not self._started:  # A04: the station's start is a security event
+            self._started = True
+            security_event(STARTUP, f"the main of station {self.options.station_id} started")
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
+            self._supervised(tg, self._security_wake_loop, "security-events")
             for cid, port in sorted(self.ports.items()):
                 self._supervised(tg, functools.partial(self._watch_port, cid, port), cid)
             self._supervised(tg, self._meter_loop, "meter")
@@ -387,11 +405,22 @@ class Session201:
 
     # ------------------------------------------------------------ the sender
 
+    async def _security_wake_loop(self) -> None:
+        """A journaled security event wakes the sender."""
+        while True:
+            await self.security_events.added.wait()
+            self.security_events.added.clear()
+            self._wake.set()
+
     async def _sender_loop(self, rpc: Rpc) -> None:
         while True:
             entry = None if self.backlog else self.journal.next_due(self.now())
             if entry is not None:
                 await self._deliver(rpc, entry)
+                continue
+            event = self.security_events.next()
+            if event is not None:
+                await self._send_security_event(rpc, event)
                 continue
             if not self._live.empty():
                 payload, fut = self._live.get_nowait()
@@ -425,6 +454,22 @@ class Session201:
             self.authorization.cache(token, info)
             if info.get("status") != "Accepted":
                 self._invalid_token(entry.evse, entry.tx_id)
+
+    async def _send_security_event(self, rpc: Rpc, event: StoredEvent) -> None:
+        """SecurityEventNotification (A04), in journal order; delivered once answered."""
+        try:
+            await rpc.call(
+                call.SecurityEventNotification(
+                    type=event.kind,
+                    timestamp=format_datetime(event.at),
+                    tech_info=event.detail or None,
+                )
+            )
+        except CallRefused as exc:
+            log.warning("security event %s refused by the CSMS: %s", event.kind, exc)
+        except TimeoutError:
+            return  # no answer: tried again
+        self.security_events.delivered(event.id)
 
     def _invalid_token(self, evse: int, tx_id: str) -> None:
         """E05: the CSMS refused the token of a running transaction (StopTxOnInvalidId)."""

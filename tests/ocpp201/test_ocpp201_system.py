@@ -11,6 +11,7 @@ from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.board import ResetKind
 from chargeport.port import StopReason
+from chargeport.security_log import security_event
 from chargeport.sim.csms201 import CentralSystem201
 from system_aggregator.fake import FakeStationSystem
 
@@ -128,3 +129,30 @@ async def test_reset_immediate_ends_transactions_first_b12(tmp_path: Path) -> No
             await csms.wait_for(lambda: tx.ended)
             assert tx.stopped_reason == "ImmediateReset"
             assert ended_first == [True]
+
+
+async def test_security_events_journaled_offline_arrive_in_order_a04(tmp_path: Path) -> None:
+    """A04, with the 1.6 security extension's journal and log handler: the station's start is
+    StartupOfTheDevice; an event of an offline period is sent once connected, in order."""
+    csms = CentralSystem201()
+    await csms.start()
+    port_no = csms.port
+    try:
+        async with running_station(tmp_path / "db.sqlite", csms.url) as station:
+            name = "SecurityEventNotification"
+            first = await csms.wait_for(lambda: csms.actions(name))
+            assert first[0]["type"] == "StartupOfTheDevice"
+            await csms.stop()
+            await until(lambda: not station.session.online)
+            security_event("InvalidFirmwareSignature", "bundle 2.0 from http://x: bad signature")
+            security_event("SettingSystemTime", "clock moved by 90 s")
+            await csms.start(port_no)
+            await csms.wait_for(lambda: len(csms.actions(name)) == 3)
+            assert [e["type"] for e in csms.actions(name)][1:] == [
+                "InvalidFirmwareSignature",
+                "SettingSystemTime",
+            ]
+            assert csms.actions(name)[1]["tech_info"] == "bundle 2.0 from http://x: bad signature"
+            await until(lambda: station.session.security_events.next() is None)
+    finally:
+        await csms.stop()
