@@ -27,7 +27,7 @@ from chargeport.board import ResetKind
 from chargeport.clock import Clock, RealClock, ScaledClock
 from chargeport.config import MainConfig
 from chargeport.pki import channel_credentials
-from chargeport.port import ChargePort, PortError
+from chargeport.port import ChargePort, LinkChanged, PortError
 from chargeport.sdnotify import SdNotifier, watchdog_period
 from chargeport.tasks import OwnedTasks, RestartPolicy, set_failure_hook
 from evse.ev_sim import SimulatedEv, Step, parse_scenario, run_scenario
@@ -67,6 +67,14 @@ async def _feed_view(view: StationView, connector: int, port: ChargePort) -> Non
         log.debug("no snapshot of connector %d yet: %s", connector, exc)
     async for event in events:
         view.apply(connector, event)
+        body = event.body
+        if isinstance(body, LinkChanged) and body.connected and not view.seeded(connector):
+            # A satellite that was not linked at start: an idle port's snapshot publishes no
+            # session event, so ask for its state once it answers.
+            try:
+                view.seed(connector, await port.status())
+            except PortError as exc:
+                log.debug("no snapshot of connector %d yet: %s", connector, exc)
 
 
 # OCPP 1.6 core FirmwareStatus has no InvalidSignature (only SignedFirmwareStatusNotification of

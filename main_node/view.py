@@ -173,6 +173,11 @@ class StationView:
                 gun.current_a = ()  # nothing measured while the board is unreachable
         self._changed()
 
+    def seeded(self, connector: int) -> bool:
+        """True once the gun's state came from its port (a snapshot or a session event)."""
+        gun = self.guns.get(connector)
+        return gun is None or gun.headline != "Unknown"
+
     def seed(self, connector: int, status: PortStatus) -> None:
         """Start from a port's snapshot (what happened before we subscribed)."""
         gun = self.guns.get(connector)

@@ -43,7 +43,8 @@ def lab() -> Iterator[NetnsLab]:
         pytest.skip(f"network namespaces unavailable (needs root and iproute2): {exc}")
     try:
         lab.add_host("main", "10.232.0.1/24")
-        lab.add_host("sat1", "10.232.0.11/24")
+        for n in (1, 2, 3):
+            lab.add_host(f"sat{n}", f"10.232.0.1{n}/24")
         yield lab
     finally:
         lab.close()
@@ -55,10 +56,26 @@ def site(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     subprocess.run(
         [CHARGEPORT, "pki", "init", "--dir", "pki", "--station", "CP-SIM",
-         "--satellite", "SAT-SIM-1"],
+         "--satellite", "SAT-SIM-1", "--satellite", "SAT-SIM-2", "--satellite", "SAT-SIM-3"],
         cwd=tmp_path, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return tmp_path
+
+
+def three_satellite_station(site: Path) -> None:
+    """The sim examples grown to a 4-gun station, without EV scenarios (guns stay Available):
+    one satellite config per board, as an installer would copy them."""
+    examples = site / "examples"
+    main = (examples / "sim-main.toml").read_text()
+    main = "\n".join(line for line in main.splitlines() if not line.startswith("scenario"))
+    for n in (2, 3):
+        main += f'\n[[satellites]]\nserial = "SAT-SIM-{n}"\nconnector = {n + 1}\n'
+    (examples / "sim-main.toml").write_text(main)
+    sat = (examples / "sim-satellite.toml").read_text()
+    sat = "\n".join(line for line in sat.splitlines() if not line.startswith("scenario"))
+    for n in (1, 2, 3):
+        text = sat.replace("SAT-SIM-1", f"SAT-SIM-{n}").replace("sat-sim-1", f"sat-sim-{n}")
+        (examples / f"sim-satellite-{n}.toml").write_text(text)
 
 
 class Boards:
@@ -110,19 +127,29 @@ async def station_state(lab: NetnsLab) -> dict[str, Any] | None:
     return json.loads(out) if proc.returncode == 0 else None
 
 
-async def test_example_configs_run_a_station_across_hosts(lab: NetnsLab, boards: Boards) -> None:
-    await boards.start("sat1", "sat1", "satellite", "--config", "examples/sim-satellite.toml")
+async def test_example_configs_run_a_station_across_hosts(
+    lab: NetnsLab, boards: Boards, site: Path
+) -> None:
+    """A main and three satellites on separate addresses: discovery resolves each satellite's
+    real address (advertised from the wildcard interface choice, never 0.0.0.0 or loopback)
+    and every gun reaches Available."""
+    three_satellite_station(site)
+    for n in (1, 2, 3):
+        config = f"examples/sim-satellite-{n}.toml"
+        await boards.start(f"sat{n}", f"sat{n}", "satellite", "--config", config)
     await boards.start("main", "main", "main", "--config", "examples/sim-main.toml")
     state: dict[str, Any] | None = None
-    async with asyncio.timeout(BOUND_S):
-        while state is None or not all(g["link_up"] for g in state["guns"]):
-            await asyncio.sleep(0.5)
-            state = await station_state(lab)
-    assert [g["connector"] for g in state["guns"]] == [1, 2]
-    assert all(g["state"] not in ("Unavailable", "Faulted") for g in state["guns"]), state
-    # The main dialled the satellite's LAN address, which the satellite advertised from its
-    # wildcard interface choice, never 0.0.0.0 or loopback.
-    assert "satellite SAT-SIM-1 is at ('10.232.0.11', 50061)" in boards.log("main")
+    try:
+        async with asyncio.timeout(BOUND_S):
+            while state is None or [g["state"] for g in state["guns"]] != ["Available"] * 4:
+                await asyncio.sleep(0.5)
+                state = await station_state(lab)
+    except TimeoutError:
+        raise AssertionError(f"not every gun Available: {state and state['guns']}") from None
+    assert [g["connector"] for g in state["guns"]] == [1, 2, 3, 4]
+    assert all(g["link_up"] for g in state["guns"])
+    for n in (1, 2, 3):
+        assert f"satellite SAT-SIM-{n} is at ('10.232.0.1{n}', 50061)" in boards.log("main")
     assert state["discovery_problems"] == []
 
 
