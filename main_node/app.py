@@ -373,7 +373,7 @@ class MainApp:
         if config.ocpp.version == "2.0.1":  # issue 17: the 2.0.1 edge, same ports and stores
             from main_node.ocpp201.wiring import session_from_config
 
-            self.ocpp = session_from_config(
+            session201 = session_from_config(
                 config,
                 station.ports,
                 conn,
@@ -383,7 +383,18 @@ class MainApp:
                 on_connection=view.set_ocpp_connected,
                 firmware_version=firmware_version,
             )
-            self._tasks.spawn_supervised(self.ocpp.run, "ocpp", OCPP_POLICY)
+            self.ocpp = session201
+
+            async def firmware_status201(status: str) -> None:
+                view.set_status(firmware=status)  # a rollout resumed at start, as below
+                await session201.connected.wait()
+                await session201.async_firmware_status(status)
+
+            self._tasks.spawn_supervised(session201.run, "ocpp", OCPP_POLICY)
+            self._tasks.spawn_supervised(
+                functools.partial(aggregator.resume_pending_firmware, firmware_status201),
+                "firmware-resume",
+            )
             return
 
         async def firmware_status(status: str) -> None:
