@@ -230,6 +230,11 @@ class Dashboard:
         """Record every gun's current power, currents and register at `t` (the 1 Hz tick)."""
         for connector, gun in self._view.guns.items():
             self.history.record(connector, t, gun.power_w, gun.current_a, gun.energy_wh)
+        if self._site is not None:
+            site = self._site.snapshot()
+            self.history.site.append(
+                t, site.mains_a, site.available_a, site.site_limit_a, site.allocation
+            )
         self._changed.set()
 
     async def _sampler(self) -> None:
@@ -271,6 +276,7 @@ class Dashboard:
         snap["site"] = self._site.snapshot().to_json() if self._site is not None else None
         snap["progress"] = self._progress.to_json() if self._progress is not None else None
         snap["sample"] = self.history.latest()
+        snap["site_sample"] = self.history.site.latest() if self._site is not None else None
         snap["log_version"] = self.records.version
         return snap
 
@@ -282,8 +288,13 @@ class Dashboard:
             since = float(request.query.get("since", "0"))
         except ValueError:
             return web.json_response({"error": "since: expected unix seconds"}, status=400)
+        site = self.history.site.series(since) if self._site is not None else None
         return web.json_response(
-            {"interval_s": self._sample_interval_s, "guns": self.history.series(since)}
+            {
+                "interval_s": self._sample_interval_s,
+                "guns": self.history.series(since),
+                "site": site,
+            }
         )
 
     async def _log(self, request: web.Request) -> web.Response:

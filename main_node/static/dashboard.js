@@ -62,16 +62,72 @@ function addSample(g, row) {   // row: [t, power_w, l1, l2, l3, energy_wh]
   return true;
 }
 
+// The site chart: mains per phase against the site limit, what the guns may share, and the
+// allocation per gun, in amps.
+let site = null;   // {plot, chart, guns: [connector...], data: [t[], L1[], L2[], L3[], limit[], avail[], gun...[]]}
+const SITE_COLORS = ["#3fb950", "#d29922", "#f85149", "#e6e9ec", "#8a96a3", "#58a6ff", "#a371f7", "#39c5cf", "#ff7b72"];
+
+function siteChart(conns) {
+  const el = $("site-chart");
+  const series = [{},
+    ...["Mains L1", "Mains L2", "Mains L3"].map((label, i) => ({ label, stroke: SITE_COLORS[i], width: 1.5 })),
+    { label: "Site limit", stroke: SITE_COLORS[3], width: 1, dash: [6, 4] },
+    { label: "Available", stroke: SITE_COLORS[4], width: 1, dash: [2, 3] },
+    ...conns.map((c, i) => ({ label: `Gun ${c}`, stroke: SITE_COLORS[5 + i % 4], width: 2 })),
+  ];
+  const opts = {
+    width: Math.max(200, el.clientWidth), height: 170, legend: { live: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(6, hi)] } },
+    axes: [
+      { stroke: "#8a96a3", grid: { stroke: "#26303c" } },
+      { label: "Current (A)", stroke: "#8a96a3", grid: { stroke: "#26303c" }, size: 50 },
+    ],
+    series,
+  };
+  const data = series.map(() => []);
+  return { el, chart: el, guns: conns, data, plot: new uPlot(opts, data, el) };
+}
+
+function siteRows(s) {   // series-shaped columns -> one array per chart series
+  return [s.t, ...s.mains_a, s.site_limit_a, s.available_a, ...site.guns.map(c => s.allocation[String(c)] || [])];
+}
+
+function setSite(s) {
+  if (!s) return;
+  if (!site) site = siteChart(Object.keys(s.allocation).map(Number));
+  site.data = siteRows(s).map(col => col.slice());
+  redraw(site);
+}
+
+function addSite(s) {
+  if (!s || !site) return;
+  const row = siteRows(s);
+  if (site.data[0].length && row[0][0] <= site.data[0][site.data[0].length - 1]) return;
+  row.forEach((col, i) => site.data[i].push(col[0]));
+  if (site.data[0].length > 3600) for (const col of site.data) col.splice(0, site.data[0].length - 3600);
+  redraw(site);
+}
+
+let historyPending = false;
 async function loadHistory() {
-  const r = await fetch("/api/history");
-  if (!r.ok) return;
-  const body = await r.json();
+  if (historyPending) return;
+  historyPending = true;
+  let body;
+  try {
+    const r = await fetch("/api/history");
+    if (!r.ok) return;
+    body = await r.json();
+  } finally {
+    historyPending = false;
+  }
   for (const [c, s] of Object.entries(body.guns)) {
     const g = guns.get(Number(c));
     if (!g) continue;
     g.data = [s.t.slice(), s.power_w.map(p => p / 1000), s.current_a[0].slice(), s.current_a[1].slice(), s.current_a[2].slice()];
     redraw(g);
   }
+  setSite(body.site);
 }
 
 // ------------------------------------------------------------------ gun cards
@@ -225,6 +281,7 @@ function render(s) {
     const g = guns.get(Number(c));
     if (g && addSample(g, row)) redraw(g);
   }
+  if (s.site_sample && !site) loadHistory(); else addSite(s.site_sample);
   renderSite(s.site, s.allocation);
   renderJob("fw-progress", s.progress && s.progress.firmware);
   renderJob("diag-progress", s.progress && s.progress.diagnostics);
@@ -288,10 +345,11 @@ document.addEventListener("click", (e) => {
 $("window").addEventListener("change", () => {
   windowS = Number($("window").value);
   for (const g of guns.values()) redraw(g);
+  if (site) redraw(site);
 });
 
 window.addEventListener("resize", () => {
-  for (const g of guns.values()) g.plot.setSize({ width: Math.max(200, g.chart.clientWidth), height: 170 });
+  for (const g of [...guns.values(), ...(site ? [site] : [])]) g.plot.setSize({ width: Math.max(200, g.chart.clientWidth), height: 170 });
 });
 
 function connect() {

@@ -193,6 +193,9 @@ async def test_history_log_site_and_live_sample(serve: Serve, ports: dict[int, F
         async with session.get(dash.url + "api/history") as r:
             hist = await r.json()
         assert hist["guns"]["1"]["t"][-3:] == [1.0, 2.0, 3.0]
+        assert hist["site"]["t"] == [0.5, 2.0, 3.0]  # the site is sampled with the guns
+        assert hist["site"]["mains_a"][2][-1] == 12.0 and hist["site"]["allocation"]["2"][-1] == 10
+        assert snap["site_sample"]["t"] == [3.0]
         assert hist["guns"]["1"]["power_w"][-1] == 7000.0
         assert hist["guns"]["1"]["current_a"][1][-1] == 10.5
         async with session.get(dash.url + "api/history?since=2.5") as r:

@@ -17,7 +17,7 @@ from chargeport.port import (
     TransactionData,
 )
 from main_node.dashboard_auth import SessionStore
-from main_node.history import GunRing, HistoryRing
+from main_node.history import GunRing, HistoryRing, SiteRing
 from main_node.progress import DIAGNOSTICS, FIRMWARE, ProgressTracker
 from main_node.records import StationRecords
 
@@ -69,6 +69,23 @@ def test_one_hour_for_four_guns_is_preallocated_and_small() -> None:
     assert history.nbytes == size < 2 * 1024 * 1024
     with pytest.raises(ValueError, match="capacity"):
         GunRing(0)
+
+
+def test_site_ring_records_mains_gaps_and_allocation_per_gun() -> None:
+    site = SiteRing([1, 2], capacity=2)
+    site.append(1.0, (10.0, 11.0, 12.0), 20.0, 32.0, {1: 16.0})
+    site.append(2.0, None, 8.0, 32.0, {1: 6.0, 2: 6.0})  # the reading went stale: a gap
+    site.append(2.0, None, 0.0, 32.0, {})  # not newer: dropped
+    series = site.series()
+    assert series["t"] == [1.0, 2.0]
+    assert series["mains_a"] == [[10.0, None], [11.0, None], [12.0, None]]
+    assert series["available_a"] == [20.0, 8.0] and series["site_limit_a"] == [32.0, 32.0]
+    assert series["allocation"] == {"1": [16.0, 6.0], "2": [0.0, 6.0]}
+    site.append(3.0, (1.0, 1.0, 1.0), 30.0, 32.0, {})
+    assert site.series()["t"] == [2.0, 3.0]  # capacity 2: the oldest went
+    latest = site.latest()
+    assert latest is not None and latest["t"] == [3.0] and latest["mains_a"][0] == [1.0]
+    assert SiteRing([1], 5).latest() is None
 
 
 # ------------------------------------------------------------------ records

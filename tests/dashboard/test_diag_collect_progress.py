@@ -1,5 +1,5 @@
 """`chargeport diag collect` shows progress per board on a terminal (rich): every board's bytes,
-the boards done out of all; a board that cannot be reached ends as missing, not as a bar that never ends.
+the boards done out of all; a board that cannot be reached ends as missing, not as an open bar.
 
 The main's logs come from its state dir; one satellite answers on a real loopback gRPC server,
 the other's address has nothing listening."""

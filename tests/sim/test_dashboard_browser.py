@@ -146,6 +146,9 @@ def test_dashboard_charts_numbers_login_and_phone(sim: str, browser: Browser) ->
     errors: list[str] = []
     page = browser.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A CSP violation (inline style or script, a foreign origin) is a console error "Refused to
+    # ..."; the expected 401 of the wrong password below is a console error too, not counted.
+    page.on("console", lambda m: errors.append(m.text) if "Refused to" in m.text else None)
     frames: list[dict[str, Any]] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(json.loads(f))))
     t0 = time.monotonic()
@@ -186,6 +189,10 @@ def test_dashboard_charts_numbers_login_and_phone(sim: str, browser: Browser) ->
     site = page.inner_text("#site")
     assert f"{state['site']['site_limit_a']:.1f} A" in site
     assert page.locator("#allocation .bar").count() == 4
+    # The site over time: mains (none here), site limit, available and allocation per gun.
+    page.wait_for_function(
+        "() => Number(document.querySelector('#site-chart').dataset.points) >= 2"
+    )
 
     # Charts: one uPlot canvas per gun with samples; a reload keeps them (the main's ring).
     assert page.locator("section.gun .chart canvas").count() >= 4
