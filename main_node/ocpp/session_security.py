@@ -63,7 +63,7 @@ from main_node.ocpp.session_ops import Offline, wait_event
 from main_node.ocpp.signed_firmware import SignedFirmware
 from system_aggregator.api import StationSystem
 
-__all__ = ["SecurityHost", "SessionSecurity"]
+__all__ = ["TLS12_CIPHERS", "SecurityHost", "SessionSecurity", "client_context"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,22 @@ class SecurityHost(Protocol):
     async def async_request(self, payload: Any) -> Any: ...
 
     async def async_trigger(self, message: str, connector_id: int | None) -> None: ...
+
+
+# Whitepaper 1.6 ed. 3, §2.3 (profiles 2 and 3): TLS 1.2 or above; for TLS 1.2 only these
+# suites (ECDHE with AES-GCM). TLS 1.3's suites are all AEAD and stay as OpenSSL offers them.
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
+)
+
+
+def client_context() -> ssl.SSLContext:
+    """The station's TLS client context before trust and certificate are loaded."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    return ctx
 
 
 def _security_dir(conn: sqlite3.Connection, station_id: str) -> Path:
@@ -315,8 +331,7 @@ class SessionSecurity:
         return kwargs
 
     def _tls_context(self, profile: int) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper 1.6 ed. 3, §2.3: TLS 1.2+
+        ctx = client_context()
         roots = self.store.roots_pem(CSMS_ROOT)
         if roots:
             ctx.load_verify_locations(cadata=roots)

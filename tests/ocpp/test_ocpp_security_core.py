@@ -31,6 +31,7 @@ from main_node.ocpp.security_profile import (
     initial_profile,
     url_for,
 )
+from main_node.ocpp.session_security import TLS12_CIPHERS, client_context
 
 KEY = "0123456789abcdef"
 ALL = Prerequisites(csms_root=True, client_certificate=True)
@@ -206,3 +207,12 @@ def test_security_event_journal_is_bounded_and_ordered(tmp_path: Path) -> None:
     journal.delivered(first.id)
     second = journal.next()
     assert second is not None and second.detail == "n6"
+
+
+def test_tls_client_is_tls_1_2_plus_with_the_whitepapers_suites_2_3() -> None:
+    """Profiles 2 and 3: TLS 1.2 or above; TLS 1.2 only with ECDHE and AES-GCM."""
+    ctx = client_context()
+    assert ctx.minimum_version is ssl.TLSVersion.TLSv1_2
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+    tls12 = {c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert tls12 == set(TLS12_CIPHERS.split(":"))
