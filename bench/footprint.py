@@ -13,6 +13,10 @@ enabled), every gun has no active error and has reported at least one meter valu
 stream reaches the view). The main's own port is enabled from boot, before the view subscribes,
 so its headline may still read "Unknown"; that counts as available when the rest holds.
 
+`chart_history_mib`: the dashboard's chart ring (main_node/history.py) filled with one hour of
+1 Hz samples for four guns, measured as the RSS it adds to a fresh interpreter that already
+imported it (the ring is preallocated; the fill must not grow it); target under 2 MiB.
+
 Prints one JSON object as the last line. `--samples N` samples RSS longer.
 """
 
@@ -40,6 +44,26 @@ NEVER_PLUGS = ROOT / "examples" / "scenarios" / "never-plugs.txt"
 # The tags the built-in CSMS accepts (chargeport.sim.cli.SIM_TAGS), one per gun.
 TAGS = ("04A1B2C3", "04D4E5F6", "04778899", "04AABBCC")
 SATELLITE_TARGET_MIB, MAIN_TARGET_MIB = 60.0, 120.0
+CHART_TARGET_MIB = 2.0
+# In a child process: RSS before the ring exists, after a full hour for four guns, its bytes.
+CHART_CODE = """
+import gc, sys
+from pathlib import Path
+from main_node.history import HistoryRing
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+gc.collect()
+before = rss()
+ring = HistoryRing([1, 2, 3, 4], capacity=3600)
+for t in range(3600):
+    for gun in (1, 2, 3, 4):
+        ring.record(gun, 1.7e9 + t, 11040.0 + t % 7, (16.0, 15.9, 16.1), 1000.0 + t * 3.07)
+gc.collect()
+print(before, rss(), ring.nbytes)
+"""
 
 
 def _free_port() -> int:
@@ -172,6 +196,15 @@ def baseline_rss_mib() -> float:
         proc.wait(timeout=10)
 
 
+def chart_history() -> tuple[float, int]:
+    """(RSS MiB the filled chart ring adds, its array bytes), measured in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHART_CODE], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    before, after, nbytes = (int(x) for x in out)
+    return (after - before) / (1024 * 1024), nbytes
+
+
 def _charging_scenarios(folder: Path) -> dict[int, Path]:
     """One EV per gun that plugs in soon, swipes an accepted tag and charges for an hour."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -193,6 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     wall0 = time.monotonic()
     baseline = baseline_rss_mib()
+    chart_mib, chart_bytes = chart_history()
     with tempfile.TemporaryDirectory(prefix="chargeport-footprint-") as tmp:
         work = Path(tmp)
         idle = _measure_station(work, dict.fromkeys(range(1, 5), NEVER_PLUGS), "idle", args.samples)
@@ -212,6 +246,10 @@ def main() -> None:
         "satellite_target_met": max(idle["sat_rss_mib"], charging["sat_rss_mib"])
         < SATELLITE_TARGET_MIB,
         "main_target_met": max(idle["main_rss_mib"], charging["main_rss_mib"]) < MAIN_TARGET_MIB,
+        "chart_history_mib": round(chart_mib, 2),
+        "chart_history_array_mib": round(chart_bytes / (1024 * 1024), 2),
+        "chart_history_vs_main": round(chart_mib / charging["main_rss_mib"], 4),
+        "chart_target_met": chart_mib < CHART_TARGET_MIB,
         "bench_wall_s": round(time.monotonic() - wall0, 1),
     }
     print(json.dumps(result))
