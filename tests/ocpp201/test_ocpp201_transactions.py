@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp201_kit import make_ports, running_station
+from ocpp.v201 import call
+from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.sim.csms201 import CentralSystem201
 
@@ -95,3 +96,40 @@ async def test_sampled_and_clock_aligned_meter_values_j01_j02(tmp_path: Path) ->
         idle = await csms.wait_for(lambda: csms.actions("MeterValues"))
         assert idle[0]["evse_id"] == 2
         assert idle[0]["meter_value"][0]["sampled_value"][0]["value"] == 5.0
+
+
+async def test_change_availability_scheduled_while_charging_and_persisted_g03_g04(
+    tmp_path: Path,
+) -> None:
+    """G04: the whole station Inoperative; an EVSE that charges follows when its transaction
+    ends (Scheduled); the state survives a main restart, until the station is Operative again."""
+    db = tmp_path / "db.sqlite"
+    ports = make_ports(2)
+    async with CentralSystem201() as csms:
+        async with running_station(db, csms.url, ports):
+            await csms.wait_for(lambda: len(csms.statuses) >= 2)
+            ports[1].plug_in()
+            ports[1].ev_ready()
+            await csms.request_start("TAG-OK", evse_id=1)
+            await csms.wait_for(lambda: csms.transaction_on(1))
+            result = await csms.send(call.ChangeAvailability(operational_status="Inoperative"))
+            assert result.status == "Scheduled"
+            await csms.wait_for(lambda: csms.last_status(2) == "Unavailable")
+            assert csms.last_status(1) == "Occupied"
+            ports[1].unplug()
+            await csms.wait_for(lambda: csms.last_status(1) == "Unavailable")
+        restarted = make_ports(2)
+        async with running_station(db, csms.url, restarted):
+            await until(lambda: ("disable", ()) in restarted[1].calls)
+            assert ("disable", ()) in restarted[2].calls
+            # an EVSE cannot be Operative while the station is not (the shared store's rule)
+            one = await csms.send(
+                call.ChangeAvailability(operational_status="Operative", evse={"id": 2})
+            )
+            assert one.status == "Accepted"
+            back = await csms.send(call.ChangeAvailability(operational_status="Operative"))
+            assert back.status == "Accepted"
+            await until(lambda: all(("enable", ()) in restarted[e].calls for e in (1, 2)))
+            await csms.wait_for(
+                lambda: csms.last_status(1) == "Available" and csms.last_status(2) == "Available"
+            )
