@@ -167,6 +167,8 @@ function gunCard(c) {
   return g;
 }
 
+const DOWN_WORDS = new Set(["Link lost", "Connecting"]);
+
 function setField(el, name, text) {
   const f = el.querySelector(`[data-field="${name}"]`);
   if (f.textContent !== text) f.textContent = text;
@@ -180,7 +182,9 @@ function renderGun(g, s) {
   el.classList.toggle("down", !up);
   el.classList.toggle("fault", up && faults.length > 0);
   el.classList.toggle("charging", up && s.state === "Charging");
-  setField(el, "state", up ? s.state : "Link lost");
+  // Down: the view's own word for it ("Link lost", or "Connecting" before the first link),
+  // never a session state left over from before the link went.
+  setField(el, "state", up ? s.state : DOWN_WORDS.has(s.state) ? s.state : "Link lost");
   const pill = el.querySelector('[data-field="link-pill"]');
   pill.textContent = `${s.remote ? "satellite" : "local"} ${s.serial}`;
   pill.className = "pill " + (up ? "ok" : "bad");
@@ -190,7 +194,7 @@ function renderGun(g, s) {
   setField(el, "session", kWh(s.session_energy_wh) + (s.id_tag ? " · " + s.id_tag : ""));
   setField(el, "meter", `${kWh(s.energy_wh)} · ${s.sessions_completed} sessions`);
   setField(el, "cp", `${s.cp_state} · ${s.temperature_c.toFixed(1)} °C`);
-  setField(el, "link", `${up ? "up" : "lost"} · fw ${s.firmware_version} · boot ${s.boot_id.slice(0, 8)}`);
+  setField(el, "link", `${up ? "up" : "down"} · fw ${s.firmware_version} · boot ${s.boot_id.slice(0, 8)}`);
   setField(el, "errors", faults.join(", ") || "none");
   el.querySelector('[data-action="enable"]').disabled = !operator || s.enabled;
   el.querySelector('[data-action="disable"]').disabled = !operator || !s.enabled;
