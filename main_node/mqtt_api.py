@@ -51,7 +51,7 @@ import math
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -61,6 +61,7 @@ from chargeport.config import MqttConfig
 from chargeport.errors import ChargeportError
 from chargeport.port import (
     ChargePort,
+    LinkChanged,
     MeterValue,
     PortError,
     PortEvent,
@@ -780,7 +781,13 @@ class MqttApi:
     def _async_publish_discovery(self) -> None:
         if not self._discovery_prefix:
             return
-        infos = {cid: p.info for cid, p in self._ports.items()}
+        # sw_version: what the board runs now (a firmware update changes it), else configured.
+        infos = {
+            cid: replace(p.info, firmware_version=fw)
+            if (fw := self._view.guns[cid].firmware_version)
+            else p.info
+            for cid, p in self._ports.items()
+        }
         for topic, body in discovery_configs(
             self.topics, infos, commands=self._accept_commands, prefix=self._discovery_prefix,
             model=self._model,
@@ -792,6 +799,8 @@ class MqttApi:
         if isinstance(event.body, MeterValue):  # the view keeps no voltage or frequency
             self._grid[cid] = (event.body.voltage_v, event.body.frequency_hz)
         self._view.apply(cid, event)
+        if isinstance(event.body, LinkChanged) and event.body.connected:
+            self._async_publish_discovery()  # unchanged documents are not sent again
         self._async_publish_port(
             cid, meter_ts=event.timestamp, meter=isinstance(event.body, MeterValue)
         )

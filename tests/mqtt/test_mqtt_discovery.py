@@ -129,14 +129,18 @@ async def test_home_assistant_entities_follow_the_station(
         for topic in expected:
             await probe.wait_for(topic)
         await probe.wait_for(f"{BASE}/connector/2/state")
-        ports[2].emit(LinkChanged(True, "boot-2", "1.0"))  # the satellite is linked
+        ports[2].emit(LinkChanged(True, "boot-2", "2.0"))  # the satellite is linked, new fw
         volts = (230.5, 231.0, 229.5)
         ports[1].emit(MeterValue(4321.0, 6900.0, volts, (10.0, 10.1, 9.9), 49.98, 31.5))
         await probe.wait_for(f"{BASE}/connector/1/meter", lambda m: m["energy_wh"] == 4321.0)
         await probe.wait_for(f"{BASE}/connector/2/state", lambda s: s["link_up"])
 
+        await probe.wait_for(
+            "homeassistant/sensor/st-1_2_power/config", lambda d: d["device"]["sw_version"] == "2.0"
+        )
         docs = configs(probe)
         assert set(docs) == set(expected)
+        assert docs["homeassistant/sensor/st-1_1_power/config"]["device"]["sw_version"] == "1.0"
         assert len({d["unique_id"] for d in docs.values()}) == len(expected)
         rendered: dict[str, str] = {}
         for topic, doc in docs.items():
