@@ -142,6 +142,8 @@ async def test_security_events_journaled_offline_arrive_in_order_a04(tmp_path: P
             name = "SecurityEventNotification"
             first = await csms.wait_for(lambda: csms.actions(name))
             assert first[0]["type"] == "StartupOfTheDevice"
+            # delivered means answered (at least once: a stop before the answer repeats it)
+            await until(lambda: station.session.security_events.next() is None)
             await csms.stop()
             await until(lambda: not station.session.online)
             security_event("InvalidFirmwareSignature", "bundle 2.0 from http://x: bad signature")
