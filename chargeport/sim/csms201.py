@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import websockets
+from ocpp.exceptions import InternalError
 from ocpp.routing import on as _untyped_on
 from ocpp.v201 import ChargePoint as _V201ChargePoint
 from ocpp.v201 import call, call_result
@@ -133,6 +134,10 @@ class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
 
     @on(Action.transaction_event)
     def on_transaction_event(self, **kw: Any) -> Any:
+        if self.csms.refuse_transaction_events > 0:  # tests: the CSMS cannot process it (E13)
+            self.csms.refuse_transaction_events -= 1
+            self._record("TransactionEvent.refused", kw)
+            raise InternalError(description="CSMS database unavailable")
         info = kw["transaction_info"]
         tx_id = info["transaction_id"]
         evse = (kw.get("evse") or {}).get("id", 0)
@@ -209,6 +214,7 @@ class CentralSystem201:
         self.connections: dict[str, Csms201Connection] = {}
         self.connects = 0
         self.request_ids = itertools.count(1)
+        self.refuse_transaction_events = 0  # answer this many with a CALLERROR (E13 tests)
         self._server: Server | None = None
         self._changed = asyncio.Condition()
         self._tasks = OwnedTasks(log)

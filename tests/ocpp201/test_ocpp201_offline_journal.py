@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ocpp.v201 import call
 from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.sim.csms201 import CentralSystem201
@@ -74,3 +75,49 @@ async def test_reconnect_sends_no_second_boot_b01(tmp_path: Path) -> None:
             await csms.wait_for(lambda: len(csms.statuses) >= 8)
     finally:
         await csms.stop()
+
+
+async def test_refused_event_retried_then_set_aside_e13(tmp_path: Path) -> None:
+    """E13: a TransactionEvent the CSMS answers with a CALLERROR is retried after
+    MessageAttemptInterval x attempts; after MessageAttempts it is set aside and the events
+    behind it flow again (going offline is no attempt)."""
+    ports = make_ports(1)
+    async with (
+        CentralSystem201() as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, ports) as station,
+    ):
+        await csms.wait_for(lambda: len(csms.statuses) >= 1)
+        interval = await csms.send(
+            call.SetVariables(
+                set_variable_data=[
+                    {
+                        "attribute_value": "1",
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {
+                            "name": "MessageAttemptInterval",
+                            "instance": "TransactionEvent",
+                        },
+                    }
+                ]
+            )
+        )
+        assert interval.set_variable_result[0]["attribute_status"] == "Accepted"
+        csms.refuse_transaction_events = 2  # the Started event: two refusals, then accepted
+        ports[1].plug_in()
+        ports[1].ev_ready()
+        await csms.request_start("TAG-OK", evse_id=1)
+        tx = await csms.wait_for(lambda: csms.transaction_on(1))
+        assert len(csms.actions("TransactionEvent.refused")) == 2
+        assert tx.events[0]["event_type"] == "Started"
+        csms.refuse_transaction_events = 3  # the Ended event: refused MessageAttempts (3) times
+        ports[1].unplug()
+        await until(lambda: station.session.journal.failed_count() == 1)
+        assert len(csms.actions("TransactionEvent.refused")) == 5
+        assert not tx.ended
+        # the next transaction's events are not held behind the one set aside
+        ports[1].plug_in()
+        ports[1].ev_ready()
+        await csms.request_start("TAG-OK", evse_id=1)
+        await csms.wait_for(lambda: len(csms.transactions) == 2)
+        await until(lambda: station.session.journal.pending_count() == 0)
+        assert station.session.journal.failed_count() == 1
