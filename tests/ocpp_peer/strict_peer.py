@@ -41,10 +41,11 @@ class CallFailed(Exception):
 class StrictPeer:
     """One running `csms.js`; use as `async with StrictPeer() as peer`."""
 
-    def __init__(self, protocol: str = "ocpp1.6") -> None:
+    def __init__(self, protocol: str = "ocpp1.6", port: int = 0) -> None:
         self.protocol = protocol  # "ocpp2.0.1": the peer validates against the 2.0.1 schemas
         self.events: list[dict[str, Any]] = []
         self.port = 0
+        self._listen_port = port  # 0: any free port
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -57,6 +58,8 @@ class StrictPeer:
             str(PEER_DIR / "csms.js"),
             "--protocol",
             self.protocol,
+            "--port",
+            str(self._listen_port),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=PEER_DIR,

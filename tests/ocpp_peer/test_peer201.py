@@ -337,3 +337,36 @@ async def test_firmware_log_and_reset_through_the_aggregator_l01_n01_b12(
         await peer.wait_for(lambda: len(peer.calls("LogStatusNotification")) == 3)
         assert (await peer.call(ID, "Reset", {"type": "Immediate"}))["status"] == "Accepted"
         await until(lambda: bool(system.resets))
+
+
+async def test_offline_transaction_events_drain_in_order_e04_e12(
+    peer201: StrictPeer, tmp_path: Path
+) -> None:
+    """Transactions while the CSMS is away; a strict peer started again on the same port takes
+    the journaled events (offline flag, meter values) in order, each valid."""
+    first = peer201
+    ports = make_ports()
+    async with running_station(tmp_path / "db.sqlite", first.url, ports) as station:
+        await _booted(first)
+        await until(lambda: station.session.security_events.next() is None)
+        port_no = first.port
+        await first.__aexit__(None, None, None)  # the CSMS goes away (the fixture exit: no-op)
+        await until(lambda: not station.session.online)
+        for evse in (1, 2):
+            await ports[evse].authorize("TAG-OK")
+            ports[evse].meter(10.0 * evse)
+            ports[evse].plug_in()
+            ports[evse].ev_ready()
+            ports[evse].meter(20.0 * evse)
+            ports[evse].unplug()
+        async with StrictPeer("ocpp2.0.1", port=port_no) as again:
+            await again.wait_for(lambda: len(again.calls("TransactionEvent")) == 4)
+            events = again.calls("TransactionEvent")
+            assert [(e["evse"]["id"], e["eventType"]) for e in events] == [
+                (1, "Started"),
+                (1, "Ended"),
+                (2, "Started"),
+                (2, "Ended"),
+            ]
+            assert all(e["offline"] is True for e in events)
+            assert again.schema_failures == []

@@ -21,6 +21,7 @@
 //
 // Unknown id tags are Accepted. EOF on stdin closes the server and ends the process.
 //
+// `--port N` listens on N (a peer started again where the last one was).
 // `node csms.js --protocol ocpp2.0.1` serves OCPP 2.0.1 instead (strictMode against the official
 // 2.0.1 schemas); "authorize" then sets the idTokenInfo answered for an idToken.
 'use strict';
@@ -165,7 +166,8 @@ async function command(line) {
 }
 
 async function main() {
-    const http = await server.listen(0, '127.0.0.1');
+    const portArg = process.argv.indexOf('--port');
+    const http = await server.listen(portArg > 0 ? Number(process.argv[portArg + 1]) : 0, '127.0.0.1');
     say({ event: 'listening', port: http.address().port });
     const rl = readline.createInterface({ input: process.stdin });
     rl.on('line', (line) => { command(line); });
