@@ -16,6 +16,7 @@ from ocpp.v201 import call, call_result
 
 from chargeport.board import ResetKind
 from chargeport.port import PortError, StopReason
+from chargeport.security_log import security_event
 from main_node.ocpp.db import format_datetime, parse_datetime, to_wire
 from main_node.ocpp.reservations import decide_cancel
 from main_node.ocpp201.authorization import as_v16_info
@@ -171,6 +172,8 @@ class _Handlers:
             else:  # B11 OnIdle: wait until no transaction runs
                 while any(m.tx is not None for m in self.s.evses.values()):
                     await self.s.wait_idle()
+            # A04: journaled before the boards go down, sent once the station is back.
+            security_event("ResetOrReboot", f"{req.type} reset requested by the CSMS")
             await system.reset(kind)
 
         status = "Scheduled" if busy and req.type == "OnIdle" else "Accepted"

@@ -129,6 +129,11 @@ async def test_reset_immediate_ends_transactions_first_b12(tmp_path: Path) -> No
             await csms.wait_for(lambda: tx.ended)
             assert tx.stopped_reason == "ImmediateReset"
             assert ended_first == [True]
+            await csms.wait_for(
+                lambda: any(
+                    e["type"] == "ResetOrReboot" for e in csms.actions("SecurityEventNotification")
+                )
+            )
 
 
 async def test_security_events_journaled_offline_arrive_in_order_a04(tmp_path: Path) -> None:
