@@ -170,6 +170,12 @@ class EnergyConfig:
     pv_margin_w: float = 100.0  # kept flowing to the grid so that noise does not import
     phase_switching: bool = False  # the boards have a 1/3-phase relay (hal phase_switch)
     phase_switch_min_s: float = 600.0  # at most one 1 <-> 3 phase switch per this period
+    # A Modbus meter at the grid connection (the building's load, our ports included); empty
+    # = none (MQTT may feed readings instead). Its register map as for port.meter_model.
+    mains_meter_device: str = ""
+    mains_meter_model: str = "sdm630"
+    mains_meter_unit: int = 1
+    mains_meter_interval_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -508,7 +514,7 @@ def _check_dashboard(dashboard: DashboardConfig) -> None:
 
 def _check_energy(energy: EnergyConfig) -> None:
     """[energy] values that types alone cannot express."""
-    for name in ("mains_max_age_s", "refresh_s"):
+    for name in ("mains_max_age_s", "refresh_s", "mains_meter_interval_s"):
         if not getattr(energy, name) > 0:
             raise ConfigError(f"energy.{name}: expected > 0 s, got {getattr(energy, name)}")
     for name in (

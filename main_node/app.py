@@ -173,6 +173,30 @@ class MainApp:
         self.exit_code = EXIT_FAILURE
         self.stop.set()
 
+    async def _start_mains_meter(
+        self, stack: contextlib.AsyncExitStack, energy: EnergyManager
+    ) -> None:
+        """Poll the Modbus meter at the grid connection into the energy manager."""
+        from hal.modbus_meter import ModbusMeter
+        from hal.register_map import load_map
+        from main_node.mains_meter import MainsMeterPoller
+
+        e = self.config.energy
+        meter = ModbusMeter(
+            e.mains_meter_device, e.mains_meter_unit, register_map=load_map(e.mains_meter_model)
+        )
+        stack.push_async_callback(meter.async_close)
+        poller = MainsMeterPoller(
+            meter,
+            energy,
+            clock=self.clock,
+            interval_s=e.mains_meter_interval_s,
+            grid_power=e.pv_surplus,
+            where=f"mains meter on {e.mains_meter_device}",
+            connect=meter.async_open,
+        )
+        self._tasks.spawn(poller.run(), "mains-meter")
+
     async def _on_restart(self) -> None:
         """The local board restarts (reset or firmware activation): exit for the supervisor."""
         self.exit_code = RESTART_EXIT_CODE
@@ -278,6 +302,8 @@ class MainApp:
             energy = EnergyManager(station.ports, config.energy, self.clock)
             await energy.start()
             stack.push_async_callback(energy.stop)
+            if config.energy.mains_meter_device:
+                await self._start_mains_meter(stack, energy)
 
             def on_energy(snapshot: EnergySnapshot) -> None:
                 view.set_allocation(energy.allocation())
