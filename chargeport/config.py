@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from chargeport.errors import ChargeportError
+
 __all__ = [
     "AgentConfig",
     "BoardConfig",
@@ -42,7 +44,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class ConfigError(Exception):
+class ConfigError(ChargeportError):
     """A configuration problem, phrased as one line that says what to fix."""
 
 
@@ -107,6 +109,11 @@ class LinkConfig:
     mdns: bool = True
     mdns_interfaces: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     event_ring: int = 4096
+    # Main only (issue 16): past the grace, a lost satellite's StopTransaction waits up to this
+    # long (real seconds) for the board's own journaled end register and signed record instead
+    # of going out with the last reading the main saw (a sent StopTransaction cannot be
+    # corrected, OCPP 1.6 4.10); 0 = close at the grace.
+    lost_stop_hold_s: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -383,6 +390,11 @@ def _check(config: object) -> None:
             raise ConfigError(
                 f"link.grace_period_s: expected >= 2 x link.keepalive_s = "
                 f"{2 * link.keepalive_s:g} s (real seconds), got {link.grace_period_s:g}"
+            )
+        if link.lost_stop_hold_s < 0:
+            raise ConfigError(
+                f"link.lost_stop_hold_s: expected >= 0 s (0 = close at the grace), "
+                f"got {link.lost_stop_hold_s:g}"
             )
     if isinstance(config, MainConfig):
         _check_energy(config.energy)

@@ -283,6 +283,7 @@ def tx_to_proto(t: TransactionData) -> pb.TransactionData:
         meter_wh=t.meter_wh,
         reservation_id=_NO_RESERVATION if t.reservation_id is None else t.reservation_id,
         stop_reason="" if t.stop_reason is None else t.stop_reason.value,
+        signed_meter=t.signed_meter,
     )
 
 
@@ -293,6 +294,7 @@ def tx_from_proto(t: pb.TransactionData) -> TransactionData:
         meter_wh=t.meter_wh,
         reservation_id=None if t.reservation_id < 0 else t.reservation_id,
         stop_reason=_enum(StopReason, t.stop_reason, "stop reason") if t.stop_reason else None,
+        signed_meter=t.signed_meter,
     )
 
 

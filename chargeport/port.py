@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from chargeport.errors import ChargeportError
+
 __all__ = [
     "ChargePort",
     "CommandRefused",
@@ -125,7 +127,7 @@ class ErrorCode(enum.Enum):
 # ------------------------------------------------------------------ errors
 
 
-class PortError(Exception):
+class PortError(ChargeportError):
     """Base of every error a ChargePort command raises."""
 
 
@@ -168,6 +170,9 @@ class TransactionData:
     meter_wh: float
     reservation_id: int | None = None
     stop_reason: StopReason | None = None
+    # The board's OCMF record of `meter_wh` (begin or end), signed with its own metering key;
+    # "" when the board does not sign (port.meter_signing off).
+    signed_meter: str = ""
 
 
 @dataclass(frozen=True, slots=True)

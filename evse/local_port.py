@@ -22,6 +22,7 @@ from chargeport.port import (
     PortStatus,
     SessionState,
     StopReason,
+    TransactionData,
 )
 from evse import session as ss
 from evse.errors import Refused
@@ -103,6 +104,18 @@ class LocalPort:
     @property
     def info(self) -> PortInfo:
         return self._info
+
+    async def close_interrupted(
+        self, begin: TransactionData, last_wh: float | None = None
+    ) -> TransactionData:
+        """End a transaction the previous process left open, at this board's register."""
+        return await self._rt.close_interrupted(begin, last_wh)
+
+    @property
+    def meter_public_key(self) -> str:
+        """This board's OCMF metering public key (hex), "" when it does not sign."""
+        signing = self._rt.signing
+        return signing.public_key_hex if signing is not None else ""
 
     async def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
         try:

@@ -34,7 +34,9 @@ from chargeport.port import (
     PortEvent,
     PortEventBody,
     SessionEvent,
+    SessionEventType,
     StopReason,
+    TransactionData,
 )
 from chargeport.tasks import OwnedTasks
 from evse import cp as cpm
@@ -392,7 +394,11 @@ class EvseRuntime:
             if isinstance(e, ss.Emit):
                 body = SessionEvent(e.type, e.session_id, e.transaction)
                 if self.signing is not None:  # signed before anyone hears of the begin/end
-                    await self.signing.on_session_event(body, self.clock.time())
+                    rec = await self.signing.on_session_event(body, self.clock.time())
+                    if rec is not None and body.transaction is not None:
+                        # The record rides on the event: whoever bills it gets it with it.
+                        tx = dataclasses.replace(body.transaction, signed_meter=rec.text)
+                        body = dataclasses.replace(body, transaction=tx)
                 self.bus.publish(body)
             else:
                 await self._apply_outputs()
@@ -456,6 +462,30 @@ class EvseRuntime:
         if drive.lock != self._locked:
             self._locked = drive.lock
             await self.board.lock.lock(drive.lock)
+
+    async def close_interrupted(
+        self, begin: TransactionData, last_wh: float | None = None
+    ) -> TransactionData:
+        """The end of a transaction the previous process left open: this board's register now
+        (never below the last one journaled, nor the begin), reason PowerLoss (OCPP 1.6 6.49),
+        signed (OCMF TX=P) when the board signs."""
+        async with self.lock:
+            wh = max(self._energy_wh, begin.meter_wh, last_wh or 0.0)
+            if wh > self._energy_wh and self._register is not None:
+                # The journal kept a later reading of this same register than the register
+                # file's last step: read on from it, so the next begin is never below this end.
+                self._register_base_wh += wh - self._energy_wh
+                self._energy_wh = wh
+                self._register.save(wh, durable=True)
+            end = dataclasses.replace(
+                begin, meter_wh=wh, stop_reason=StopReason.POWER_LOSS, signed_meter=""
+            )
+            if self.signing is not None:
+                event = SessionEvent(SessionEventType.TRANSACTION_FINISHED, "", end)
+                rec = await self.signing.on_session_event(event, self.clock.time())
+                if rec is not None:
+                    end = dataclasses.replace(end, signed_meter=rec.text)
+            return end
 
     async def sign_reading(self) -> SignedRecord | None:
         """An on-demand OCMF record of the register (TX=C in a transaction, else fiscal)."""

@@ -34,6 +34,7 @@ from chargeport.port import (
     StopReason,
 )
 from chargeport.v1 import link_pb2 as pb
+from main_node.errors import MainNodeError
 from main_node.port_ledger import Ledger
 
 __all__ = [
@@ -55,7 +56,7 @@ HEARTBEATS_PER_LIVENESS = 5  # a heartbeat every liveness_s / 5
 TICKS_PER_LIVENESS = 10  # the silence check runs every liveness_s / 10
 
 
-class LinkRefused(Exception):
+class LinkRefused(MainNodeError):
     """The satellite answered but cannot be used (protocol version, serial)."""
 
 
@@ -208,6 +209,8 @@ class MainLinkCore:
         self._last_sent = 0.0
         self._last_record_session = ""
         self._synced_boot = ""  # the satellite boot whose events this main has in order
+        self._close_at_snapshot = False  # a restarted satellite: close the old boot's leftovers
+        self.holding = False  # past the grace, the stop is held for the board's own end
 
     @property
     def heartbeat_s(self) -> float:
@@ -239,9 +242,9 @@ class MainLinkCore:
         publish: list[Publish] = []
         new_boot = hello.satellite_boot_id != self.boot_id
         if new_boot:
-            if self.boot_id:
-                publish = [Publish(b) for b in self.ledger.close_open(StopReason.POWER_LOSS)]
-                self.ledger.forget_meter()
+            # What the old boot had open is closed once its snapshot came: the satellite's
+            # journal replays its real end (register and signed record) ahead of it.
+            self._close_at_snapshot = bool(self.boot_id)
             self.boot_id = hello.satellite_boot_id
             self.last_seq = 0
             self.gap = None  # a fresh boot: its ring starts at 1
@@ -299,9 +302,15 @@ class MainLinkCore:
             self.synced = True
             self._synced_boot = self.boot_id
             self.last_seq = max(self.last_seq, wire.snapshot.last_seq)
-            return snapshot_events(self.ledger, wire.snapshot, self._last_record_session)
-        if wire.seq <= self.last_seq:
-            return []  # already delivered before the blip
+            closed: list[Publish] = []
+            if self._close_at_snapshot:
+                # The old boot's records did not end it: PowerLoss at the last reading seen.
+                self._close_at_snapshot = False
+                closed = [Publish(b) for b in self.ledger.close_open(StopReason.POWER_LOSS)]
+                self.ledger.forget_meter()
+            return closed + snapshot_events(self.ledger, wire.snapshot, self._last_record_session)
+        if wire.seq <= self.last_seq and (self.synced or wire.seq != 0):
+            return []  # already delivered before the blip (seq 0: from the board's journal)
         if self.synced:
             self.last_seq = wire.seq  # records before a snapshot leave the cursor to it
         try:
@@ -316,13 +325,28 @@ class MainLinkCore:
             return [Publish(event.body, event.timestamp)]
         return []
 
-    def grace_expired(self) -> list[Publish]:
+    def grace_expired(self, *, hold: bool = False) -> list[Publish]:
         """The satellite stayed away past its grace: close what it had open (reason Other:
-        OCPP 1.6 has no "link lost", and a dead board cannot be told from a cut cable)."""
+        OCPP 1.6 has no "link lost", and a dead board cannot be told from a cut cable).
+
+        `hold`: close nothing yet. A StopTransaction sent cannot be corrected (OCPP 1.6 4.10,
+        6.49), and the board keeps metering and journals its own end (its fail-safe stop, at
+        the register when it stopped offering current, signed); that end comes when the link
+        does, by replay or from the journal. The caller closes at its long deadline
+        (`hold_expired`) if the board never returns."""
         if self.up:
             return []
+        if hold:
+            self.holding = self.ledger.transaction is not None
+            if self.holding:
+                return []
         self.reconcile_due = True
         return [Publish(b) for b in self.ledger.close_open(StopReason.OTHER)]
+
+    def hold_expired(self) -> list[Publish]:
+        """The board stayed away past the hold deadline: close as at the grace."""
+        self.holding = False
+        return self.grace_expired()
 
     # ------------------------------------------------------------ liveness
 

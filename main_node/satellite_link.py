@@ -126,8 +126,12 @@ class SatelliteLink:
         pki_dir: str | Path | None = None,
         refused_retry_s: float = 10.0,
         max_held_refusals: int = 5,
+        hold_stop_s: float = 0.0,
     ) -> None:
         self.serial = serial
+        # > 0: past the grace, a lost board's StopTransaction waits this long (real seconds)
+        # for the board's own end register instead of going out with the last reading seen.
+        self.hold_stop_s = hold_stop_s
         # With mTLS: where the station CA is, to explain a refused certificate in words.
         self._pki_dir = pki_dir
         self._refused_retry_s = refused_retry_s
@@ -173,6 +177,7 @@ class SatelliteLink:
         self.since = self._clock.time()
         self.handshakes = 0
         self._grace: asyncio.Task[None] | None = None
+        self.meter_public_key = ""  # the board's OCMF key, from Hello (diagnostics, the label)
 
     # What the main knows about the satellite (the core holds it; it survives link blips).
     @property
@@ -292,10 +297,28 @@ class SatelliteLink:
     async def _close_after_grace(self) -> None:
         # Real seconds, like the satellite's timer: undo a ScaledClock's speed-up.
         await self._clock.sleep(self.grace_period_s * self._clock.speed)
+        if self.connected:
+            self._grace = None
+            return
+        hold = self.hold_stop_s > 0
+        self._execute(self.core.grace_expired(hold=hold))
+        if not self.core.holding:
+            self._grace = None
+            log.warning("satellite %s: gone past its grace: closing its session", self.serial)
+            return
+        # The board stopped charging itself (its fail-safe) and journals the end register:
+        # its StopTransaction waits for it rather than going out with a reading too early.
+        log.warning(
+            "satellite %s: gone past its grace: its transaction's stop waits up to %g s for the "
+            "board's own end register",
+            self.serial,
+            self.hold_stop_s,
+        )
+        await self._clock.sleep(self.hold_stop_s * self._clock.speed)
         self._grace = None
         if not self.connected:
-            log.warning("satellite %s: gone past its grace: closing its session", self.serial)
-            self._execute(self.core.grace_expired())
+            log.warning("satellite %s: not back in %g s: closing", self.serial, self.hold_stop_s)
+            self._execute(self.core.hold_expired())
 
     # ------------------------------------------------------------ the connection manager
 
@@ -397,6 +420,10 @@ class SatelliteLink:
             self._execute(plan.publish)
             if hello.grace_period_s > 0:
                 self.grace_period_s = hello.grace_period_s
+            if hello.meter_public_key != self.meter_public_key:
+                key = hello.meter_public_key or "none"
+                log.info("satellite %s: metering public key %s", self.serial, key)
+            self.meter_public_key = hello.meter_public_key  # "" when the board does not sign
             self._info = dataclasses.replace(
                 self._info,
                 firmware_version=hello.firmware_version,

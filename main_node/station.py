@@ -59,6 +59,7 @@ class Station:
                 connector_type=config.port.connector_type,
                 clock=clock,
                 pki_dir=None if link.insecure else link.pki_dir,
+                hold_stop_s=link.lost_stop_hold_s,
             )
             for sat in config.satellites
         }

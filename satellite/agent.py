@@ -16,6 +16,7 @@ speed-up is undone, so `sim --speed 30` never shortens it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -48,10 +49,13 @@ from chargeport.convert import (
 )
 from chargeport.port import (
     ChargePort,
+    MeterValue,
     PortError,
     PortEvent,
+    SessionEvent,
     SessionEventType,
     StopReason,
+    TransactionData,
 )
 from chargeport.tasks import OwnedTasks
 from chargeport.v1 import link_pb2 as pb
@@ -71,6 +75,7 @@ from satellite.link_core import (
     resume_refusal,
 )
 from satellite.ring import EventRing, ReplayGap
+from satellite.tx_journal import TxJournal
 
 __all__ = ["LinkAgent", "real_seconds"]
 
@@ -82,6 +87,12 @@ _STATUS_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
 def real_seconds(clock: Clock, seconds: float) -> float:
     """The `clock` duration that lasts `seconds` of real time (link timers are real time)."""
     return seconds * clock.speed
+
+
+def _meter_public_key(port: ChargePort) -> str:
+    """The port's OCMF metering public key when its board signs (a LocalPort), else ""."""
+    key = getattr(port, "meter_public_key", "")
+    return key if isinstance(key, str) else ""
 
 
 def _peer_address(peer: str) -> str:
@@ -107,8 +118,11 @@ class LinkAgent(pb_grpc.LinkServicer):
         session_ids: Callable[[], str] | None = None,
         protocol_version: int = PROTOCOL_VERSION,
         monotonic: Callable[[], float] = time.monotonic,
+        journal: TxJournal | None = None,
     ) -> None:
         self.port = port
+        # Begin/end of every transaction on disk (billing facts outlive the ring and restarts).
+        self.journal = journal
         self.serial = serial
         self.boot_id = boot_id
         self.firmware_version = firmware_version
@@ -159,6 +173,7 @@ class LinkAgent(pb_grpc.LinkServicer):
 
     async def start(self) -> None:
         """Subscribe to the port (before anything else can happen) and start pumping."""
+        await self._end_interrupted()
         self._events = self.port.events()
         self._tasks.spawn(self._pump(self._events), "agent-pump")
         self._tasks.spawn(self._tick(), "agent-liveness")
@@ -176,8 +191,48 @@ class LinkAgent(pb_grpc.LinkServicer):
         self._changed.set()
         self._changed = asyncio.Event()
 
+    async def _end_interrupted(self) -> None:
+        """A transaction the previous process left open ends now, at the register the board
+        reads (signed when it signs), reason PowerLoss (OCPP 1.6 6.49): the main learns of it
+        from the journal's replay, whenever it comes."""
+        journal = self.journal
+        cut = journal.interrupted() if journal is not None else None
+        if journal is None or cut is None:
+            return
+        close = getattr(self.port, "close_interrupted", None)
+        end: TransactionData | None = None
+        if close is not None:
+            try:
+                end = await close(cut.begin, journal.last_wh)
+            except Exception:  # the journal's own register below still bills it
+                log.exception("ending interrupted transaction %s", cut.begin.transaction_id)
+        if end is None:
+            wh = max(cut.begin.meter_wh, journal.last_wh or 0.0)
+            end = dataclasses.replace(cut.begin, meter_wh=wh, signed_meter="")
+            end = dataclasses.replace(end, stop_reason=StopReason.POWER_LOSS)
+        log.warning(
+            "transaction %s was open when this board stopped: ended at %.0f Wh (PowerLoss)",
+            cut.begin.transaction_id,
+            end.meter_wh,
+        )
+        journal.end_interrupted(end, self._clock.time())
+
+    def _journal(self, event: PortEvent) -> None:
+        """Fold one port event into the journal (before it goes on the link)."""
+        journal, body = self.journal, event.body
+        if journal is None:
+            return
+        if isinstance(body, MeterValue):
+            journal.meter(body.energy_wh)
+        elif isinstance(body, SessionEvent) and body.transaction is not None:
+            if body.type is SessionEventType.TRANSACTION_STARTED:
+                journal.started(body.session_id, body.transaction, event.timestamp)
+            elif body.type is SessionEventType.TRANSACTION_FINISHED:
+                journal.finished_tx(body.transaction, event.timestamp)
+
     async def _pump(self, events: AsyncIterator[PortEvent]) -> None:
         async for event in events:
+            self._journal(event)
             self._open.observe(event.body)
             wire = event_to_proto(event)
             wire.seq = self._ring.append(wire)
@@ -263,6 +318,7 @@ class LinkAgent(pb_grpc.LinkServicer):
             resumed=out.resumed,
             grace_period_s=self.grace_period_s,
             liveness_s=out.liveness_s,
+            meter_public_key=_meter_public_key(self.port),
         )
 
     async def Ready(self, request: pb.ReadyRequest, context: grpc.aio.ServicerContext) -> Any:
@@ -330,14 +386,23 @@ class LinkAgent(pb_grpc.LinkServicer):
         return True
 
     def _history_records(self, cursor: int) -> list[pb.Event]:
-        """The transaction records the ring still holds up to `cursor` (billing facts)."""
+        """The transaction records the ring still holds up to `cursor` (billing facts), after
+        the journal's records the ring no longer (or never) held, with seq 0."""
         out = []
         for seq, wire in self._ring.after(max(0, self._ring.first_seq - 1)):
             if seq > cursor:
                 break
             if wire.WhichOneof("body") == "session" and wire.session.type in _RECORDS:
                 out.append(wire)
-        return out
+        if self.journal is None:
+            return out
+        held = {(w.session.type, w.session.transaction.transaction_id) for w in out}
+        older = []
+        for ts, body in self.journal.replay():
+            tx_id = body.transaction.transaction_id if body.transaction is not None else ""
+            if (body.type.value, tx_id) not in held:
+                older.append(event_to_proto(PortEvent(0, ts, body)))
+        return older + out
 
     async def _snapshot(self, cursor: int) -> pb.Event:
         status = await self.port.status()

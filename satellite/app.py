@@ -22,6 +22,7 @@ from hal.factory import open_board
 from satellite.advertiser import Advertiser
 from satellite.board_system import RESTART_EXIT_CODE, LocalBoardSystem
 from satellite.host import AgentHost
+from satellite.tx_journal import TxJournal
 
 __all__ = ["run_satellite", "with_scenario"]
 
@@ -78,6 +79,8 @@ async def run_satellite(
             firmware_version=info.firmware_version,
             clock=clock,
             start_enabled=False,  # the link enables the port on Ready
+            # The register survives a restart: the journal's interrupted transaction ends on it.
+            register_file=Path(config.board.state_dir) / "meter-register.json",
             signing=open_signing(
                 config.port,
                 config.board.state_dir,
@@ -99,6 +102,7 @@ async def run_satellite(
             keepalive_s=link.keepalive_s,
             ring_capacity=link.event_ring,
             board_system=board_system,
+            journal=TxJournal.in_state_dir(config.board.state_dir),
         )
         port = await host.start()
         stack.push_async_callback(host.stop)

@@ -12,6 +12,7 @@ from chargeport.port import ChargePort
 from satellite.agent import LinkAgent
 from satellite.link_core import DEFAULT_LIVENESS_S
 from satellite.server import LinkServer
+from satellite.tx_journal import TxJournal
 
 __all__ = ["AgentHost"]
 
@@ -34,6 +35,7 @@ class AgentHost:
         ring_capacity: int = 4096,
         board_system: BoardSystem | None = None,
         clock: Clock | None = None,
+        journal: TxJournal | None = None,
     ) -> None:
         self.serial = serial
         self.boot_id = boot_id or uuid.uuid4().hex
@@ -46,6 +48,7 @@ class AgentHost:
             liveness_s=liveness_s,
             ring_capacity=ring_capacity,
             clock=clock,
+            journal=journal,
         )
         creds = None if pki_dir is None else server_credentials(pki_dir, serial)
         self.server = LinkServer(

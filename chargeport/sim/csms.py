@@ -117,6 +117,17 @@ class Transaction:
     reason: str | None = None
     meter_values: list[dict[str, Any]] = field(default_factory=list)
     transaction_data: list[dict[str, Any]] = field(default_factory=list)  # from StopTransaction
+    signed: list[tuple[str, str]] = field(default_factory=list)  # (context, OCMF record)
+
+
+def signed_values(meter_value: list[Any]) -> list[tuple[str, str]]:
+    """The (context, record) of every SignedData SampledValue in a meterValue list."""
+    out = []
+    for mv in meter_value:
+        for sv in mv.get("sampled_value", ()) if isinstance(mv, dict) else ():
+            if isinstance(sv, dict) and sv.get("format") == "SignedData":
+                out.append((str(sv.get("context", "")), str(sv.get("value", ""))))
+    return out
 
 
 class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
@@ -144,6 +155,12 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
             if not message.startswith(("[3,", "[4,")):
                 raise
             log.info("%s: answer dropped, the connection is closed", self.id)
+
+    def _keep_signed(self, cid: int, tx: Transaction | None, meter_value: list[Any]) -> None:
+        for context, record in signed_values(meter_value):
+            self.csms.last_signed[cid] = record
+            if tx is not None and (context, record) not in tx.signed:
+                tx.signed.append((context, record))
 
     def _record(self, action: str, payload: dict[str, Any]) -> None:
         self.csms.messages.append((action, payload))
@@ -190,6 +207,7 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
             tx.meter_stop = meter_stop
             tx.reason = kw.get("reason")
             tx.transaction_data = list(kw.get("transaction_data") or [])
+            self._keep_signed(tx.connector_id, tx, tx.transaction_data)
         self._record(
             "StopTransaction", {"transaction_id": transaction_id, "meter_stop": meter_stop, **kw}
         )
@@ -200,6 +218,7 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
         tx = self.csms.transactions.get(kw.get("transaction_id") or -1)
         if tx is not None:
             tx.meter_values.extend(meter_value)
+        self._keep_signed(connector_id, tx, meter_value)
         self._record(
             "MeterValues", {"connector_id": connector_id, "meter_value": meter_value, **kw}
         )
@@ -293,6 +312,8 @@ class CentralSystem:
         self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
         self.statuses: list[tuple[int, str, str]] = []
         self.transactions: dict[int, Transaction] = {}
+        # The last OCMF record (SampledValue format SignedData) per connector, as received.
+        self.last_signed: dict[int, str] = {}
         self.tx_ids = itertools.count(1001)
         self.connections: dict[str, CsmsConnection] = {}
         self.connects = 0

@@ -49,7 +49,7 @@ class HelloRequest(_message.Message):
     def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., liveness_s: _Optional[float] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s", "liveness_s")
+    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s", "liveness_s", "meter_public_key")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SATELLITE_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class HelloResponse(_message.Message):
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_S_FIELD_NUMBER: _ClassVar[int]
+    METER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     serial: str
     satellite_boot_id: str
     firmware_version: str
@@ -70,7 +71,8 @@ class HelloResponse(_message.Message):
     resumed: bool
     grace_period_s: float
     liveness_s: float
-    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ..., liveness_s: _Optional[float] = ...) -> None: ...
+    meter_public_key: str
+    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ..., liveness_s: _Optional[float] = ..., meter_public_key: _Optional[str] = ...) -> None: ...
 
 class ReadyRequest(_message.Message):
     __slots__ = ("session_id", "disabled")
@@ -95,18 +97,20 @@ class EventsRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
 
 class TransactionData(_message.Message):
-    __slots__ = ("transaction_id", "id_tag", "meter_wh", "reservation_id", "stop_reason")
+    __slots__ = ("transaction_id", "id_tag", "meter_wh", "reservation_id", "stop_reason", "signed_meter")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     ID_TAG_FIELD_NUMBER: _ClassVar[int]
     METER_WH_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_METER_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     id_tag: str
     meter_wh: float
     reservation_id: int
     stop_reason: str
-    def __init__(self, transaction_id: _Optional[str] = ..., id_tag: _Optional[str] = ..., meter_wh: _Optional[float] = ..., reservation_id: _Optional[int] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+    signed_meter: str
+    def __init__(self, transaction_id: _Optional[str] = ..., id_tag: _Optional[str] = ..., meter_wh: _Optional[float] = ..., reservation_id: _Optional[int] = ..., stop_reason: _Optional[str] = ..., signed_meter: _Optional[str] = ...) -> None: ...
 
 class SessionEvent(_message.Message):
     __slots__ = ("type", "session_id", "transaction")

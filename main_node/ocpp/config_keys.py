@@ -141,6 +141,9 @@ STANDARD_KEYS: tuple[KeySpec, ...] = (
     _ro("ChargingScheduleMaxPeriods", "int", "24"),
     _ro("ConnectorSwitch3to1PhaseSupported", "bool", "false"),
     _ro("MaxChargingProfilesInstalled", "int", "32"),
+    # Vendor key (1.6 has none for this; 2.0.1's SampledDataCtrlr.SignReadings): send each
+    # board's OCMF records as SignedData (Transaction.Begin / .End) when the board signs.
+    _rw("SampledDataSignReadings", "bool", "true"),
 )
 
 _VALUE_MAX_LENGTH = 500  # §5.8 KeyValue.value is CiString500

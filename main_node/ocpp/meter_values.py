@@ -25,6 +25,7 @@ __all__ = [
     "meter_values_payload",
     "parse_iso_time",
     "sampled_values",
+    "signed_entry",
 ]
 
 DEFAULT_MEASURANDS = (
@@ -115,6 +116,20 @@ def meter_value_entry(
 ) -> dict[str, Any]:
     """One MeterValue element (timestamp + sampled values)."""
     return {"timestamp": iso_time(ts), "sampled_value": sampled_values(mv, context, measurands)}
+
+
+def signed_entry(ts: float, record: str, context: str) -> dict[str, Any]:
+    """One MeterValue element carrying a board's OCMF record (SampledValue format SignedData,
+    OCPP 1.6 section 7.45 ValueFormat; context Transaction.Begin / Transaction.End)."""
+    value = {
+        "value": record,
+        "context": context,
+        "format": "SignedData",
+        "measurand": "Energy.Active.Import.Register",
+        "location": "Outlet",
+        "unit": "Wh",
+    }
+    return {"timestamp": iso_time(ts), "sampled_value": [value]}
 
 
 def meter_values_payload(

@@ -27,6 +27,7 @@ from main_node.ocpp.meter_values import (
     iso_time,
     meter_value_entry,
     meter_values_payload,
+    signed_entry,
 )
 from main_node.ocpp.session_auth import SessionAuth
 from main_node.ocpp.tx_data import TxDataStore
@@ -78,6 +79,7 @@ class SessionTransactions(SessionAuth):
                 if tx.reservation_id is not None:
                     payload["reservation_id"] = tx.reservation_id
                 local_tx, meter_wh = tx.transaction_id, tx.meter_wh
+                signed = self._signed(tx.signed_meter)
 
                 def start() -> None:
                     if self.journal.started(local_tx):
@@ -85,6 +87,7 @@ class SessionTransactions(SessionAuth):
                     with transaction(self.conn):
                         self.journal.enqueue("StartTransaction", payload, cid, local_tx)
                         self._keep_reading(cid, local_tx, ts, "Transaction.Begin", meter_wh)
+                        self._keep_signed(cid, local_tx, ts, "Transaction.Begin", signed)
 
                 self.backlog.run(f"StartTransaction on connector {cid}", start)
                 self.reservation_used(tx.reservation_id)
@@ -105,10 +108,11 @@ class SessionTransactions(SessionAuth):
                 return
             local_tx, meter_wh = tx.transaction_id, tx.meter_wh
             reason, id_tag = tx.stop_reason, tx.id_tag
+            signed = self._signed(tx.signed_meter)
 
             def stop() -> None:
                 if not self.journal.stopped(local_tx):
-                    self._journal_stop(cid, local_tx, meter_wh, ts, reason, id_tag)
+                    self._journal_stop(cid, local_tx, meter_wh, ts, reason, id_tag, signed)
 
             self.backlog.run(f"StopTransaction on connector {cid}", stop)
             self.active_tx.pop(cid, None)
@@ -152,8 +156,10 @@ class SessionTransactions(SessionAuth):
         ts: float,
         reason: StopReason | None,
         id_tag: str,
+        signed: str = "",
     ) -> None:
-        """Journal StopTransaction with its transactionData, in one commit (sections 4.10, 6.49)."""
+        """Journal StopTransaction with its transactionData, in one commit (sections 4.10, 6.49);
+        `signed` (the board's OCMF end record) goes before it in a MeterValues and with it."""
         stop: dict[str, Any] = {
             "meter_stop": round(meter_wh),
             "timestamp": iso_time(ts),
@@ -163,6 +169,7 @@ class SessionTransactions(SessionAuth):
         }
         with transaction(self.conn):
             self._keep_reading(cid, local_tx, ts, "Transaction.End", meter_wh)
+            self._keep_signed(cid, local_tx, ts, "Transaction.End", signed)
             readings = self.tx_data.take(local_tx)
             if readings:
                 stop["transaction_data"] = readings
@@ -191,6 +198,19 @@ class SessionTransactions(SessionAuth):
             # Begin / End carry the register the transaction itself started / stopped at.
             mv = dataclasses.replace(mv, energy_wh=meter_wh)
         self.tx_data.add(local_tx, meter_value_entry(ts, mv, context, measurands))
+
+    def _signed(self, record: str) -> str:
+        """The board's OCMF record when SampledDataSignReadings lets it go to the CSMS."""
+        return record if record and self.config_bool("SampledDataSignReadings", True) else ""
+
+    def _keep_signed(self, cid: int, local_tx: str, ts: float, context: str, record: str) -> None:
+        """A signed record in a journaled MeterValues and in StopTransaction's transactionData
+        (caller holds the database transaction); nothing when there is none."""
+        if not record:
+            return
+        entry = signed_entry(ts, record, context)
+        self.journal.enqueue("MeterValues", meter_values_payload(cid, [entry]), cid, local_tx)
+        self.tx_data.add(local_tx, entry)
 
     def _measurands(self, key: str, default: str = ",".join(DEFAULT_MEASURANDS)) -> list[str]:
         raw = self.config_str(key, default)

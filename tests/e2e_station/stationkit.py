@@ -184,6 +184,7 @@ async def running_station(
     grace_period_s: float,
     link: dict[str, object] | None = None,
     ocpp: dict[str, object] | None = None,
+    port: dict[str, object] | None = None,
     speed: float = 1.0,
     restart_delay_s: float = 0.2,
     sample_rate_hz: int = 1_000,  # several boards metering on two shared cores
@@ -207,6 +208,8 @@ async def running_station(
     for config in [layout.main_config, *layout.satellite_configs.values()]:
         if link:
             rewrite_table(config, "link", **link)
+        if port:
+            rewrite_table(config, "port", **port)
     if ocpp:
         rewrite_table(layout.main_config, "ocpp", **ocpp)
     supervisor = Supervisor(stop_timeout_s=5.0)
