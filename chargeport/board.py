@@ -16,6 +16,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from chargeport.errors import ChargeportError
+
 __all__ = [
     "BoardError",
     "BoardInfo",
@@ -53,7 +55,7 @@ class ResetKind(enum.Enum):
     HARD = "hard"
 
 
-class BoardError(Exception):
+class BoardError(ChargeportError):
     """Base of every BoardSystem error."""
 
 

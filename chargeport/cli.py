@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "discover": ("main_node.discover_cli", "list the boards seen over mDNS"),
     "pki": ("chargeport.pki_cli", "create the station CA and board certificates"),
     "fw": ("system_aggregator.fw_cli", "firmware bundles: keygen, sign, verify"),
-    "diag": ("system_aggregator.diag_cli", "collect a combined diagnostics archive"),
+    "diag": ("main_node.diag_cli", "collect a combined diagnostics archive"),
     "config": ("chargeport.config_cli", "check a main or satellite config file"),
     "meter": ("evse.meter_cli", "metering key and OCMF signed-reading checks"),
     "hal": ("hal.cli", "board hardware: provision the MCU link key"),

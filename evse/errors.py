@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from chargeport.errors import ChargeportError
+
 __all__ = ["EvseError", "IllegalTransition", "Refused"]
 
 
-class EvseError(Exception):
+class EvseError(ChargeportError):
     """Base of every evse error."""
 
 

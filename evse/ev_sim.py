@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chargeport.clock import Clock
-from chargeport.errors import ChargeportError
+from evse.errors import EvseError
 from hal.sim import FAULTS, SimulatedEv
 
 __all__ = ["ScenarioError", "SimulatedEv", "Step", "parse_scenario", "run_scenario"]
 
 
-class ScenarioError(ChargeportError):
+class ScenarioError(EvseError):
     """A scenario script that cannot be parsed; the message names the line."""
 
 

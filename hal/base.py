@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from chargeport.errors import ChargeportError
+
 __all__ = [
     "Board",
     "ConnectorLock",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class HalError(Exception):
+class HalError(ChargeportError):
     """A hardware seam failed (device gone, no answer, bad data)."""
 
 

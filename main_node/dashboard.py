@@ -34,7 +34,6 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from chargeport.errors import ChargeportError
 from chargeport.port import ChargePort, MeterValue, PortError, PortEvent
 from chargeport.security_log import DASHBOARD_LOGIN_FAILED, security_event
 from chargeport.tasks import OwnedTasks
@@ -49,6 +48,7 @@ from main_node.dashboard_auth import (
     verify_password,
 )
 from main_node.energy import EnergySnapshot
+from main_node.errors import MainNodeError
 from main_node.history import DEFAULT_CAPACITY, HistoryRing
 from main_node.progress import ProgressTracker
 from main_node.records import StationRecords
@@ -78,7 +78,7 @@ class SiteSource(Protocol):
     def add_listener(self, listener: Callable[[EnergySnapshot], None]) -> Callable[[], None]: ...
 
 
-class DashboardConfigError(ChargeportError):
+class DashboardConfigError(MainNodeError):
     """The dashboard's password hash or TLS files cannot be used."""
 
 

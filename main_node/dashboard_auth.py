@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from main_node.errors import MainNodeError
+
 __all__ = [
     "LoginLimiter",
     "PasswordHashError",
@@ -47,7 +49,7 @@ _MAXMEM = 64 * 1024 * 1024
 _MAX_N = 1 << 20  # a hash naming more work than this is refused, not computed
 
 
-class PasswordHashError(ValueError):
+class PasswordHashError(MainNodeError, ValueError):
     """The configured hash is not `scrypt$N$r$p$salt$hash`."""
 
 

@@ -34,6 +34,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from chargeport.config import MainConfig, parse_host_port
 from chargeport.errors import ChargeportError
 from chargeport.tasks import OwnedTasks
+from main_node.errors import MainNodeError
 from main_node.locator import Address, StaticLocator
 from satellite.advertiser import (
     SERVICE_TYPE,
@@ -64,7 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class DiscoveryError(ChargeportError):
+class DiscoveryError(MainNodeError):
     """mDNS browsing could not start (bad interface list)."""
 
 

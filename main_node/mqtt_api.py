@@ -58,7 +58,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chargeport.config import MqttConfig
-from chargeport.errors import ChargeportError
 from chargeport.port import (
     ChargePort,
     LinkChanged,
@@ -70,6 +69,7 @@ from chargeport.port import (
 from chargeport.security_log import MQTT_COMMAND_REFUSED, MQTT_MAINS_REFUSED, security_event
 from chargeport.tasks import OwnedTasks
 from main_node.energy import EnergyManager, EnergySnapshot
+from main_node.errors import MainNodeError
 from main_node.view import StationView
 
 __all__ = [
@@ -103,11 +103,11 @@ DISCOVERY_PREFIX = "homeassistant"
 _ON, _OFF = {"on", "true", "1", "enable"}, {"off", "false", "0", "disable"}
 
 
-class MqttConfigError(ChargeportError):
+class MqttConfigError(MainNodeError):
     """The MQTT settings cannot work (e.g. a wildcard in the prefix)."""
 
 
-class CommandRejected(Exception):
+class CommandRejected(MainNodeError):
     """A command from the broker is invalid; the message says why (sent on the error topic)."""
 
 

@@ -35,7 +35,7 @@ from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 import chargeport
-from chargeport.errors import ChargeportError
+from satellite.errors import SatelliteError
 
 __all__ = [
     "SERVICE_TYPE",
@@ -73,7 +73,7 @@ _TYPE_ANY = 255
 _TYPE_SRV = 33
 
 
-class AdvertiserError(ChargeportError):
+class AdvertiserError(SatelliteError):
     """The advertisement could not be published (bad interface, name taken, not started)."""
 
 

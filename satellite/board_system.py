@@ -49,6 +49,7 @@ from chargeport.security_log import (
     INVALID_BOARD_TIME,
     security_event,
 )
+from satellite.errors import SatelliteError
 
 __all__ = [
     "RESTART_EXIT_CODE",
@@ -448,7 +449,7 @@ class LocalBoardSystem:
         self._set_state(self._state.boot(self._new_boot_id()))
 
 
-class BoardBundleSize(BundleError):
+class BoardBundleSize(SatelliteError, BundleError):
     """The stream's length differs from the size announced for it."""
 
     def __init__(self, received: int, announced: int) -> None:

@@ -11,12 +11,14 @@ import itertools
 from collections import deque
 from typing import Generic, TypeVar
 
+from satellite.errors import SatelliteError
+
 __all__ = ["EventRing", "ReplayGap"]
 
 T = TypeVar("T")
 
 
-class ReplayGap(Exception):
+class ReplayGap(SatelliteError):
     """Events after the requested seq have already left the ring."""
 
 

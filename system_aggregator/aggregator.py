@@ -55,6 +55,7 @@ from chargeport.security_log import (
 from chargeport.tasks import OwnedTasks
 from system_aggregator.api import StatusCallback
 from system_aggregator.diagnostics import archive_name, board_serial, collect_archive
+from system_aggregator.errors import AggregatorError
 from system_aggregator.transfer import (
     TransferError,
     TransferRefused,
@@ -84,7 +85,7 @@ TERMINAL = {
 }  # fmt: skip
 
 
-class RolloutFailed(Exception):
+class RolloutFailed(AggregatorError):
     """The rollout failed and every board was sent back; `status` is the OCPP status."""
 
     def __init__(self, status: str, message: str) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from chargeport.errors import ChargeportError
+from system_aggregator.errors import AggregatorError
 
 __all__ = [
     "ALLOWED_SCHEMES",
@@ -36,7 +36,7 @@ FTP_TIMEOUT_S = 30.0
 ALLOWED_SCHEMES = ("http", "https", "ftp", "ftps")
 
 
-class TransferError(ChargeportError):
+class TransferError(AggregatorError):
     """A download or upload failed (unreachable, refused, or cut short)."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from hal.base import HalError
+
 __all__ = [
     "Ack",
     "ContactorFeedback",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-class MessageError(ValueError):
+class MessageError(HalError, ValueError):
     """A decrypted payload is not a valid message (unknown type or wrong length)."""
 
 

@@ -31,6 +31,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from chargeport.pki import write_secret
+from main_node.errors import MainNodeError
 
 __all__ = [
     "CSMS_ROOT",
@@ -57,7 +58,7 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 }
 
 
-class CertificateError(ValueError):
+class CertificateError(MainNodeError, ValueError):
     """A certificate (or chain, or signature) that cannot be used; the message says why."""
 
 

@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from main_node.errors import MainNodeError
+
 __all__ = [
     "MIGRATIONS",
     "StoreError",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(MainNodeError):
     """A persistence problem or a misuse of a store (unknown entry, newer schema, bad file)."""
 
 

@@ -18,9 +18,9 @@ from rich.console import Console
 
 from chargeport.config import MainConfig, load_config
 from chargeport.v1 import link_pb2_grpc
+from main_node.diag_cli import collect
 from satellite.board_service import BoardServicer
 from satellite.board_system import LocalBoardSystem
-from system_aggregator.diag_cli import collect
 
 pytestmark = pytest.mark.integration
 
