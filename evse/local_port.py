@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import hal.base
 from chargeport.clock import Clock
+from chargeport.config import PortConfig
 from chargeport.port import (
     CommandRefused,
     InvalidArgument,
+    LimitsChanged,
+    MeterValue,
+    PortErrorEvent,
     PortEvent,
     PortEventBody,
     PortInfo,
@@ -24,13 +29,41 @@ from chargeport.port import (
     StopReason,
     TransactionData,
 )
+from evse import cp as cpm
 from evse import session as ss
 from evse.errors import Refused
+from evse.signing import BoardSigning
 
-if TYPE_CHECKING:
-    from evse.runtime import EvseRuntime
+__all__ = ["EventBus", "LocalPort", "PortRuntime"]
 
-__all__ = ["EventBus", "LocalPort"]
+
+class PortRuntime(Protocol):
+    """What `LocalPort` needs of the runtime that drives the port (`evse.runtime.EvseRuntime`).
+
+    A seam instead of an import: the runtime builds its LocalPort, so the port must not import
+    the runtime back (that was an import cycle)."""
+
+    board: hal.base.Board
+    config: PortConfig
+    signing: BoardSigning | None
+    session: ss.SessionMachine
+    cp: cpm.CpMachine
+    bus: EventBus
+    errors: dict[str, PortErrorEvent]
+    meter: MeterValue | None
+    limits: LimitsChanged
+
+    async def dispatch(self, event: ss.SessionInput) -> None: ...
+
+    async def run_locked(self, fn: Callable[[], Awaitable[None]]) -> None: ...
+
+    async def set_enabled(self, enabled: bool) -> None: ...
+
+    async def set_limit(self, amps: float, phases: int, valid_for_s: float) -> None: ...
+
+    async def close_interrupted(
+        self, begin: TransactionData, last_wh: float | None = None
+    ) -> TransactionData: ...
 
 
 class _Subscription:
@@ -88,7 +121,7 @@ class LocalPort:
     """The ChargePort of this board."""
 
     def __init__(
-        self, runtime: EvseRuntime, connector_id: int, serial: str, firmware_version: str
+        self, runtime: PortRuntime, connector_id: int, serial: str, firmware_version: str
     ) -> None:
         self._rt = runtime
         cfg = runtime.config
@@ -167,13 +200,7 @@ class LocalPort:
         if not math.isfinite(valid_for_s) or valid_for_s < 0:
             raise InvalidArgument(f"valid_for_s must be >= 0, got {valid_for_s}")
 
-        async def go() -> None:
-            rt = self._rt
-            rt.limit_a, rt.limit_phases = amps, phases
-            rt.limit_until = rt.clock.monotonic() + valid_for_s if valid_for_s > 0 else None
-            await rt._recompute_offer()
-
-        await self._run(go)
+        await self._run(lambda: self._rt.set_limit(amps, phases, valid_for_s))
 
     async def force_unlock(self) -> None:
         async def go() -> None:

@@ -503,6 +503,12 @@ class EvseRuntime:
     def publish(self, body: PortEventBody) -> PortEvent:
         return self.bus.publish(body)
 
+    async def set_limit(self, amps: float, phases: int, valid_for_s: float) -> None:
+        """The station's limit (checked by LocalPort), until `valid_for_s` passes (0 = kept)."""
+        self.limit_a, self.limit_phases = amps, phases
+        self.limit_until = self.clock.monotonic() + valid_for_s if valid_for_s > 0 else None
+        await self._recompute_offer()
+
     async def set_enabled(self, enabled: bool) -> None:
         """Enable or disable the port (caller holds `lock`)."""
         before = self.session.state is not ss.St.DISABLED
