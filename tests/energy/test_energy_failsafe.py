@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
+from waiting import settled
 
 from chargeport.clock import ManualClock
 from chargeport.config import EnergyConfig
@@ -23,14 +24,6 @@ REFRESH_S = 5.0
 def last_limit(port: FakePort) -> float | None:
     sent = [float(args[0]) for name, args in port.calls if name == "set_limit"]  # type: ignore[arg-type]
     return sent[-1] if sent else None
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def advance(clock: ManualClock, seconds: float, step: float = 1.0) -> None:
@@ -88,19 +81,19 @@ async def test_stale_mains_falls_back_logs_once_and_recovers(
     caplog.set_level(logging.INFO, logger="main_node.energy")
     await charge(ports[1])
     mgr.set_mains_reading((10.0, 10.0, 10.0))
-    await until(lambda: last_limit(ports[1]) == 30.0, "40 A less 10 A of building load")
+    await settled(lambda: last_limit(ports[1]) == 30.0, "40 A less 10 A of building load")
     assert mgr.snapshot().mains_status is MainsStatus.LIVE
     await advance(clock, 29.0)
     assert last_limit(ports[1]) == 30.0  # 29 s old: still trusted
     await advance(clock, 1.0)
-    await until(lambda: last_limit(ports[1]) == 10.0, "the fallback limit, at 30 s")
+    await settled(lambda: last_limit(ports[1]) == 10.0, "the fallback limit, at 30 s")
     snap = mgr.snapshot()
     assert snap.mains_status is MainsStatus.STALE and snap.to_json()["mains_status"] == "stale"
     await advance(clock, 3 * REFRESH_S)  # refreshes while stale: logged once, not per refresh
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "fallback" in warnings[0].getMessage()
     mgr.set_mains_reading((12.0, 10.0, 10.0))
-    await until(lambda: last_limit(ports[1]) == 28.0, "back to site less load")
+    await settled(lambda: last_limit(ports[1]) == 28.0, "back to site less load")
     mgr.set_mains_reading((12.0, 10.0, 10.0))
     await advance(clock, REFRESH_S)
     infos = [r for r in caplog.records if "are back" in r.getMessage()]
@@ -114,13 +107,13 @@ async def test_a_newer_reading_moves_the_stale_deadline(
     mgr, ports = managed
     await charge(ports[1])
     mgr.set_mains_reading((0.0, 0.0, 0.0))
-    await until(lambda: last_limit(ports[1]) == 32.0, "full")
+    await settled(lambda: last_limit(ports[1]) == 32.0, "full")
     await advance(clock, 20.0)
     mgr.set_mains_reading((0.0, 0.0, 0.0))
     await advance(clock, 20.0)  # 40 s after the first reading, 20 s after the second
     assert mgr.snapshot().mains_status is MainsStatus.LIVE and last_limit(ports[1]) == 32.0
     await advance(clock, 10.0)
-    await until(lambda: last_limit(ports[1]) == 10.0, "stale 30 s after the second")
+    await settled(lambda: last_limit(ports[1]) == 10.0, "stale 30 s after the second")
 
 
 @pytest.mark.parametrize("managed", [{"mains_required": True}], indirect=True)
@@ -130,10 +123,10 @@ async def test_declared_meter_that_never_answered_is_stale_from_boot(
     """A restarted main must not hand out the whole site before the meter speaks."""
     mgr, ports = managed
     await charge(ports[1])
-    await until(lambda: last_limit(ports[1]) == 10.0, "fallback from the start")
+    await settled(lambda: last_limit(ports[1]) == 10.0, "fallback from the start")
     assert mgr.snapshot().mains_status is MainsStatus.STALE
     mgr.set_mains_reading((0.0, 0.0, 0.0))
-    await until(lambda: last_limit(ports[1]) == 32.0, "a reading: the site limit applies")
+    await settled(lambda: last_limit(ports[1]) == 32.0, "a reading: the site limit applies")
 
 
 @pytest.mark.parametrize("managed", [{"ports": 2, "site_limit_a": 10.0}], indirect=True)
@@ -143,12 +136,12 @@ async def test_second_gun_gets_its_turn_rotation(
     """Rule R4: 10 A fits one gun at 6 A; the first-come gun does not hold the site."""
     mgr, ports = managed
     await charge(ports[1])
-    await until(lambda: last_limit(ports[1]) == 10.0, "first gun")
+    await settled(lambda: last_limit(ports[1]) == 10.0, "first gun")
     await charge(ports[2])
-    await until(lambda: mgr.snapshot().paused == (2,), "second waits")
+    await settled(lambda: mgr.snapshot().paused == (2,), "second waits")
     assert last_limit(ports[2]) == 0.0
     await advance(clock, 600.0, step=REFRESH_S)
-    await until(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "swap")
+    await settled(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "swap")
     assert mgr.snapshot().paused == (1,)
 
 
@@ -161,12 +154,12 @@ async def test_priority_gun_preempts_after_min_on_time(
     """Rule R5: a configured priority gun runs first; an OCPP profile still caps it."""
     mgr, ports = managed
     await charge(ports[1])
-    await until(lambda: last_limit(ports[1]) == 10.0, "first gun")
+    await settled(lambda: last_limit(ports[1]) == 10.0, "first gun")
     await charge(ports[2])
     await advance(clock, 300.0, step=REFRESH_S)
-    await until(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "preempt")
+    await settled(lambda: last_limit(ports[2]) == 10.0 and last_limit(ports[1]) == 0.0, "preempt")
     mgr.set_profile_limit(2, 8.0)  # TxProfile: authoritative upper bound
-    await until(lambda: last_limit(ports[2]) == 8.0, "capped by the profile")
+    await settled(lambda: last_limit(ports[2]) == 8.0, "capped by the profile")
 
 
 def phases_sent(port: FakePort) -> int | None:
@@ -195,18 +188,18 @@ async def test_pv_surplus_follows_export_and_picks_phases(
             await advance(clock, 5.0, step=5.0)
 
     await charge(ports[1])
-    await until(lambda: last_limit(ports[1]) == 0.0, "no reading yet: no surplus")
+    await settled(lambda: last_limit(ports[1]) == 0.0, "no reading yet: no surplus")
     assert mgr.snapshot().mains_status is MainsStatus.STALE
     await feed(-5100.0, 125.0)  # 5 kW over the margin, held for min_pause_s (rule R2)
-    await until(lambda: last_limit(ports[1]) == 7.2 and phases_sent(ports[1]) == 3, "3 ph")
+    await settled(lambda: last_limit(ports[1]) == 7.2 and phases_sent(ports[1]) == 3, "3 ph")
     ports[1].emit(MeterValue(energy_wh=0.0, power_w=5000.0))  # the EV draws it ...
     await feed(-100.0, 10.0)  # ... and the export falls by as much: steady
     assert last_limit(ports[1]) == 7.2
     mgr.set_grid_power(1000.0)  # a kettle: importing 1 kW, 3.9 kW left < 3 x 230 V x 6 A
-    await until(lambda: phases_sent(ports[1]) == 1, "P1: one phase")
+    await settled(lambda: phases_sent(ports[1]) == 1, "P1: one phase")
     assert last_limit(ports[1]) == pytest.approx(16.9) and mgr.snapshot().pv_phases == 1
     await advance(clock, 30.0)  # no grid reading for mains_max_age_s: no surplus
-    await until(lambda: last_limit(ports[1]) == 0.0, "stale: no surplus")
+    await settled(lambda: last_limit(ports[1]) == 0.0, "stale: no surplus")
     assert any("no PV surplus" in r.getMessage() for r in caplog.records)
 
 
@@ -218,5 +211,5 @@ async def test_pv_without_phase_switching_budgets_the_ports_own_phases(
     mgr, ports = managed
     await charge(ports[1])
     mgr.set_grid_power(-3000.0)  # 2.9 kW: 4.2 A on three phases, under 6 A
-    await until(lambda: mgr.snapshot().paused == (1,), "paused")
+    await settled(lambda: mgr.snapshot().paused == (1,), "paused")
     assert phases_sent(ports[1]) == 3 and last_limit(ports[1]) == 0.0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from waiting import until as eventually
 
 from chargeport.clock import RealClock
 from chargeport.config import PortConfig
@@ -29,13 +31,6 @@ __all__ = ["HwRig", "eventually", "open_rig"]
 TIMING = RuntimeTiming(
     debounce_s=0.02, housekeeping_s=0.02, contactor_settle_s=0.1, over_current_allowed_s=5.0
 )
-
-
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait until `predicate()` holds (bounded, so a broken path fails instead of hanging)."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import until as wait_until  # noqa: F401 - the shared poll helper, re-exported
 
 from chargeport.clock import ManualClock
 from chargeport.fake_port import FakePort
@@ -40,13 +41,6 @@ def stranger_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def fake_port(serial: str = "SAT-1", *, enabled: bool = False) -> FakePort:
     return FakePort(PortInfo(1, serial, "2.0.0", 32.0, 3), enabled=enabled)
-
-
-async def wait_until(pred: Callable[[], Any], timeout: float = 5.0) -> None:
-    """Poll `pred` until true (an upper bound for a failing test, not a timing assertion)."""
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.005)
 
 
 def sleeping_on(clock: ManualClock, n: int = 1) -> bool:

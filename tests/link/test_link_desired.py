@@ -37,7 +37,7 @@ async def test_a_disabled_port_comes_back_disabled_after_its_satellite_restarts(
         proc.wait()
         proc2, _ = await spawn_satellite(link.pki, "--listen", f"127.0.0.1:{port}")
         procs.append(proc2)
-        await wait_until(lambda: rp.connected and rp.boot_id != boot, timeout=10.0)
+        await wait_until(lambda: rp.connected and rp.boot_id != boot, within_s=10.0)
         assert not (await rp.status()).enabled
         async with asyncio.timeout(5.0):  # the limit follows the link-up
             while (limits := (await rp.status()).limits) is None or limits.max_current_a != 10:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from hal.base import HalError
 from hal.mculink.board import McuBoard, open_mcu_board
@@ -17,13 +17,6 @@ from hal.mculink.sim_mcu import FAULT_WELDED, SimMcu
 pytestmark = pytest.mark.integration
 
 KEY = bytes(range(1, 33))
-
-
-async def eventually(predicate: Callable[[], bool]) -> None:
-    """Wait for a report to arrive (bounded so a broken link fails instead of hanging)."""
-    async with asyncio.timeout(5.0):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 @pytest.fixture
@@ -67,7 +60,7 @@ async def test_contactor_lock_and_welded_feedback(sim: SimMcu, board: McuBoard) 
     sim.set_fault_welded(True)
     await hal.contactor.switch(False)
     assert await hal.contactor.feedback()  # the mirror contact says: still closed
-    await eventually(lambda: FAULT_WELDED in board.faults)
+    await until(lambda: FAULT_WELDED in board.faults)
 
 
 async def test_temperature_rcd_and_sampler_currents(sim: SimMcu, board: McuBoard) -> None:
@@ -75,13 +68,13 @@ async def test_temperature_rcd_and_sampler_currents(sim: SimMcu, board: McuBoard
     sim.temperature_c = 67.5
     sim.currents = (16.0, 16.0, 16.0)
     await hal.contactor.switch(True)
-    await eventually(lambda: board.temperature_c == 67.5 and board.currents_a[0] == 16.0)
+    await until(lambda: board.temperature_c == 67.5 and board.currents_a[0] == 16.0)
     assert await hal.temperature.read_c() == 67.5
     block = await anext(hal.sampler.blocks())
     rms = float((block.current[0] ** 2).mean() ** 0.5)
     assert rms == pytest.approx(16.0, rel=0.05)
     sim.trip_rcd()
-    await eventually(lambda: board.rcd_tripped)
+    await until(lambda: board.rcd_tripped)
     assert await hal.rcd.tripped()
     with pytest.raises(LinkError):  # the MCU refuses to close onto a tripped RCD
         await hal.contactor.switch(True)
@@ -102,7 +95,7 @@ async def test_garbage_mid_run_in_both_directions_is_survived(sim: SimMcu, board
     await hal.cp.set_duty(53.3)
     await hal.contactor.switch(True)
     assert sim.duty == pytest.approx(53.3, abs=1e-4) and await hal.contactor.feedback()
-    await eventually(lambda: board.stats.dropped > 0 and sim.stats.dropped > 0)
+    await until(lambda: board.stats.dropped > 0 and sim.stats.dropped > 0)
     assert board.transport.connected
 
 
@@ -112,7 +105,7 @@ async def test_host_rehandshakes_after_mcu_goes_silent(sim: SimMcu) -> None:
     await b.async_open()
     try:
         sim.restart()
-        await eventually(lambda: sim.stats.handshakes == 1 and b.transport.connected)
+        await until(lambda: sim.stats.handshakes == 1 and b.transport.connected)
         await b.board().contactor.switch(True)
         assert sim.contactor_closed
     finally:

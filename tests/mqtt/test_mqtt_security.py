@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from mqtt_harness import WAIT_S, Broker, Probe
+from mqtt_harness import Broker, Probe
+from waiting import until
 
 from chargeport.clock import ManualClock
 from chargeport.config import ConfigError, EnergyConfig, MainConfig, MqttConfig, from_dict
@@ -99,12 +100,6 @@ async def close(*probes: Probe) -> None:
     for probe in probes:
         probe.client.disconnect()
         await asyncio.to_thread(probe.client.loop_stop)
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_wrong_password_is_refused_with_a_clear_error(

@@ -17,6 +17,7 @@ import asyncio
 import sys
 
 from ocpp_station_fixture import make_ports, options
+from waiting import until
 
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
@@ -33,12 +34,6 @@ async def _lines() -> asyncio.StreamReader:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     return reader
-
-
-async def _until(predicate: object) -> None:
-    async with asyncio.timeout(10):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
 
 
 async def _main(db: str, url: str) -> None:
@@ -62,12 +57,12 @@ async def _main(db: str, url: str) -> None:
                 await ports[cid].authorize("TAG-OK")
                 ports[cid].meter(wh)
                 ports[cid].plug_in()
-                await _until(lambda c=cid: c in session.active_tx)
+                await until(lambda c=cid: c in session.active_tx)
             elif words[0] == "stop":
                 cid, wh = int(words[1]), float(words[2])
                 ports[cid].meter(wh)
                 ports[cid].unplug()
-                await _until(lambda c=cid: c not in session.active_tx)
+                await until(lambda c=cid: c not in session.active_tx)
             _say(f"pending {session.journal.pending_count()}")
         task.cancel()
     conn.close()

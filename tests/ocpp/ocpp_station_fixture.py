@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from waiting import until
+
 from chargeport.fake_port import FakePort
 from chargeport.port import PortInfo
 from main_node.ocpp.client import OcppSession, SessionOptions
@@ -79,10 +81,3 @@ async def running_station(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         conn.close()
-
-
-async def until(predicate: Callable[[], object], within_s: float = 10.0) -> None:
-    """Poll a station-side fact until it holds (the CSMS side has `CentralSystem.wait_for`)."""
-    async with asyncio.timeout(within_s):
-        while not predicate():
-            await asyncio.sleep(0.01)

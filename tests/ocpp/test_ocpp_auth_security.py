@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ocpp_station_fixture import make_ports, running_station
+from waiting import until
 
 from chargeport.fake_port import FakePort
 from chargeport.port import SessionEvent, SessionEventType, TransactionData
@@ -23,11 +24,6 @@ def _present(port: FakePort, tag: str) -> None:
     """An RFID swipe: AuthRequired carrying the presented id tag."""
     sid = port.plug_in()
     port.emit(SessionEvent(SessionEventType.AUTH_REQUIRED, sid, TransactionData("", tag, 0.0)))
-
-
-async def _until(predicate: object) -> None:
-    while not predicate():  # type: ignore[operator]
-        await asyncio.sleep(0.01)
 
 
 async def test_local_list_and_cache_authorize_offline_ocpp16_3_5(tmp_path: Path) -> None:
@@ -42,15 +38,15 @@ async def test_local_list_and_cache_authorize_offline_ocpp16_3_5(tmp_path: Path)
             assert await csms.send_local_list(1, [entry]) == "Accepted"
             _present(ports[1], "CACHE-1")  # online: Authorize.req, answer cached
             authorized = ("authorize", ("CACHE-1", None))
-            await asyncio.wait_for(_until(lambda: authorized in ports[1].calls), 5)
+            await asyncio.wait_for(until(lambda: authorized in ports[1].calls), 5)
             assert csms.actions("Authorize") == [{"id_tag": "CACHE-1"}]
             await csms.stop()
-            await asyncio.wait_for(_until(lambda: not station.session.online), 5)
+            await asyncio.wait_for(until(lambda: not station.session.online), 5)
             _present(ports[2], "LOCAL-1")
             _present(ports[3], "CACHE-1")
             _present(ports[4], "STRANGER")
             await asyncio.wait_for(
-                _until(lambda: ("authorize", ("CACHE-1", None)) in ports[3].calls), 5
+                until(lambda: ("authorize", ("CACHE-1", None)) in ports[3].calls), 5
             )
             assert ("authorize", ("LOCAL-1", None)) in ports[2].calls
             assert not any(name == "authorize" for name, _ in ports[4].calls)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -53,6 +54,8 @@ async def child(db: Path, url: str, log: Path) -> AsyncIterator[Child]:
             stdout=asyncio.subprocess.PIPE,
             stderr=err,
             cwd=CHILD.parents[2],
+            # The child imports the test kits (tests/ocpp) and the shared `waiting` (tests/).
+            env={**os.environ, "PYTHONPATH": f"{CHILD.parent}{os.pathsep}{CHILD.parents[1]}"},
         )
     try:
         yield Child(proc)

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from ocpp_station_fixture import make_ports, running_station
+from waiting import until
 
 from chargeport.sim.csms import CentralSystem
 
@@ -24,7 +25,7 @@ async def test_offline_transactions_survive_main_restart_and_arrive_in_order_ocp
         async with running_station(db, csms.url, ports) as station:
             await csms.wait_for(lambda: len(csms.statuses) >= 5)
             await csms.stop()  # the CSMS goes away
-            await asyncio.wait_for(_until(lambda: not station.session.online), 5)
+            await asyncio.wait_for(until(lambda: not station.session.online), 5)
             for cid in (1, 2, 3):
                 await ports[cid].authorize("TAG-OK")
                 ports[cid].plug_in()
@@ -38,7 +39,7 @@ async def test_offline_transactions_survive_main_restart_and_arrive_in_order_ocp
             assert station.session.journal.pending_count() == 6
             await csms.start(port_no)
             await csms.wait_for(lambda: len(csms.actions("StopTransaction")) == 3)
-            await asyncio.wait_for(_until(lambda: station.session.journal.pending_count() == 0), 5)
+            await asyncio.wait_for(until(lambda: station.session.journal.pending_count() == 0), 5)
         order = [a for a, _ in csms.messages if a in ("StartTransaction", "StopTransaction")]
         assert order == ["StartTransaction", "StopTransaction"] * 3
         stops = {p["transaction_id"] for p in csms.actions("StopTransaction")}
@@ -58,10 +59,10 @@ async def test_reconnect_sends_no_second_boot_notification_ocpp16_4_2(tmp_path: 
             await csms.wait_for(lambda: len(csms.statuses) >= 5)
             port_no = csms.port
             await csms.stop()
-            await asyncio.wait_for(_until(lambda: not station.session.online), 5)
+            await asyncio.wait_for(until(lambda: not station.session.online), 5)
             await csms.start(port_no)
             await csms.wait_for(lambda: csms.connects == 2)
-            await asyncio.wait_for(_until(lambda: station.session.online), 5)
+            await asyncio.wait_for(until(lambda: station.session.online), 5)
             assert len(csms.actions("BootNotification")) == 1
     finally:
         await csms.stop()
@@ -77,8 +78,3 @@ async def test_boot_pending_then_accepted_sends_nothing_else_before_ocpp16_4_2(
             assert {a for a, _ in csms.messages} == {"BootNotification"}
             csms.boot_status = "Accepted"
             await csms.wait_for(lambda: len(csms.statuses) >= 5)
-
-
-async def _until(predicate: object) -> None:
-    while not predicate():  # type: ignore[operator]
-        await asyncio.sleep(0.01)

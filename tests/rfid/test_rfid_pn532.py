@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from chargeport.clock import ManualClock
 from chargeport.config import PortConfig
@@ -124,12 +125,6 @@ async def reader(chip: SimPn532) -> AsyncIterator[Pn532Reader]:
     await r.async_close()
 
 
-async def eventually(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10.0):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
 @pytest.fixture
 async def seen(reader: Pn532Reader) -> AsyncIterator[list[str]]:
     """Every tag the reader presents, collected by a consumer that keeps pulling (as the evse
@@ -152,18 +147,18 @@ async def test_cards_are_read_once_per_arrival(
     chip: SimPn532, reader: Pn532Reader, seen: list[str]
 ) -> None:
     chip.card = bytes.fromhex("a1b2c3d4")
-    await eventually(lambda: seen == ["A1B2C3D4"])
+    await until(lambda: seen == ["A1B2C3D4"])
     assert reader.firmware == (0x32, 1, 6) and chip.configured
     polls = chip.commands.count(0x4A)
-    await eventually(lambda: chip.commands.count(0x4A) >= polls + 3)  # still on the reader
+    await until(lambda: chip.commands.count(0x4A) >= polls + 3)  # still on the reader
     assert seen == ["A1B2C3D4"]
     chip.card = bytes.fromhex("04112233445566")  # another card, 7-byte UID
-    await eventually(lambda: len(seen) == 2)
+    await until(lambda: len(seen) == 2)
     chip.card = None
     polls = chip.commands.count(0x4A)
-    await eventually(lambda: chip.commands.count(0x4A) >= polls + 2)  # the field is empty
+    await until(lambda: chip.commands.count(0x4A) >= polls + 2)  # the field is empty
     chip.card = bytes.fromhex("04112233445566")  # the same card again: a new presentation
-    await eventually(lambda: len(seen) == 3)
+    await until(lambda: len(seen) == 3)
     assert seen == ["A1B2C3D4", "04112233445566", "04112233445566"]
 
 
@@ -183,11 +178,11 @@ async def test_silent_reader_is_logged_once_and_found_again(
 
     task = asyncio.create_task(consume(), name="rfid-consumer")
     try:
-        await eventually(lambda: "no answer" in caplog.text)
+        await until(lambda: "no answer" in caplog.text)
         tries = chip.commands.count(0x14)  # the silent chip still counts what it hears
-        await eventually(lambda: chip.commands.count(0x14) >= tries + 3)  # retried, not logged
+        await until(lambda: chip.commands.count(0x14) >= tries + 3)  # retried, not logged
         chip.silent = False
-        await eventually(lambda: got == ["A1B2C3D4"])
+        await until(lambda: got == ["A1B2C3D4"])
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -201,10 +196,10 @@ async def test_silent_reader_is_logged_once_and_found_again(
 async def test_garbage_on_the_line_does_not_lose_a_card(
     chip: SimPn532, reader: Pn532Reader, seen: list[str]
 ) -> None:
-    await eventually(lambda: chip.commands.count(0x4A) >= 1)
+    await until(lambda: chip.commands.count(0x4A) >= 1)
     chip.inject_raw(b"\x00\xff\x05\x00\x13\x37" + bytes(range(256)))
     chip.card = bytes.fromhex("deadbeef")
-    await eventually(lambda: seen == ["DEADBEEF"])
+    await until(lambda: seen == ["DEADBEEF"])
 
 
 async def test_missing_device_is_a_one_line_hal_error(tmp_path: Path) -> None:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
 from pathlib import Path
 
+from waiting import until
+
 from chargeport.sim.supervisor import ProcessSpec, Supervisor
-
-
-async def wait_for(predicate: object, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
 
 
 def alive(pid: int) -> bool:
@@ -40,11 +35,11 @@ async def test_killed_process_is_restarted_and_stop_reaps_everything(tmp_path: P
     def ups() -> int:
         return log.read_text().count("up") if log.exists() else 0
 
-    await wait_for(lambda: ups() == 1)
+    await until(lambda: ups() == 1)
     first = sup.pid("board")
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    await wait_for(lambda: ups() == 2)
+    await until(lambda: ups() == 2)
     second = sup.pid("board")
     assert second != first
     assert child.last_exit == -signal.SIGKILL
@@ -60,7 +55,7 @@ async def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None
     log = tmp_path / "s.log"
     sup = Supervisor(stop_timeout_s=0.3)
     sup.add(ProcessSpec("stubborn", [sys.executable, "-c", code], log))
-    await wait_for(lambda: log.exists() and "ready" in log.read_text())
+    await until(lambda: log.exists() and "ready" in log.read_text())
     pid = sup.pid("stubborn")
     await sup.stop()
     assert pid is not None and not alive(pid)
