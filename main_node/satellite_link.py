@@ -176,6 +176,7 @@ class SatelliteLink:
         self.last_error = ""
         self.since = self._clock.time()
         self.handshakes = 0
+        self.attempts = 0  # connection attempts made (tests wait for refusals by counting them)
         self._grace: asyncio.Task[None] | None = None
         self.meter_public_key = ""  # the board's OCMF key, from Hello (diagnostics, the label)
 
@@ -329,6 +330,7 @@ class SatelliteLink:
             if addr is None:
                 addr = await self._locator.wait_change(self.serial, None)
             self.address = f"{addr[0]}:{addr[1]}"
+            self.attempts += 1
             try:
                 if await self._connect_once(addr):
                     delay = self._retry_initial_s

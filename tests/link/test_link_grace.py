@@ -5,7 +5,6 @@ path."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -193,7 +192,8 @@ async def test_grace_is_real_seconds_so_a_fast_sim_survives_blips(
         proxy.cut()
         await wait_until(lambda: not rp.connected)
         await wait_until(lambda: rp.connected and host.agent.streams == 1)
-    await asyncio.sleep(0.1)  # 100 simulated seconds: far past a simulated 10 s grace
+    past = clock.time() + 100.0  # far past a simulated 10 s grace
+    await wait_until(lambda: clock.time() >= past)
     assert host.agent.failsafe_count == 0 and rp.handshakes == 4
     assert (await rp.status()).transaction_id == tx
     assert rec.sessions(FIN) == []
