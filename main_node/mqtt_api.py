@@ -13,7 +13,8 @@ Topics under `<prefix>/<station>/`:
                              stays open), ON allows charging again at the last cmd/limit
                              (evcc's enable; idem)
   connector/<n>/cmd/limit    command, JSON {"amps": A | null, "phases": 1 | 3}   (idem)
-  mains                      JSON {"currents_a": [l1, l2, l3]}: live building meter reading
+  mains                      JSON {"currents_a": [l1, l2, l3]} and/or {"grid_power_w": W}
+                             (signed, > 0 import; PV surplus mode): live building meter reading
                              (only with `mains = true`)
   ack                        JSON {"topic", "result": "accepted" | "refused", "reason"} for
                              every command and mains reading the station received
@@ -186,7 +187,8 @@ class SetCharging:
 
 @dataclass(frozen=True, slots=True)
 class Mains:
-    currents_a: tuple[float, float, float]
+    currents_a: tuple[float, float, float] | None
+    grid_power_w: float | None = None  # signed, > 0 import (PV surplus mode)
 
 
 Command = Enable | Disable | SetLimit | SetCharging | Mains
@@ -236,14 +238,26 @@ def parse_command(
     if len(payload) > MAX_PAYLOAD:
         raise CommandRejected(f"payload larger than {MAX_PAYLOAD} bytes")
     if topic == topics.mains:
-        currents = _json_object(payload).get("currents_a")
+        body = _json_object(payload)
+        grid: float | None = None
+        if "grid_power_w" in body:
+            grid = _number(body["grid_power_w"])
+            # Three phases at 250 V and the plausible current: a bound no real site exceeds.
+            if grid is None or abs(grid) > 3 * 250.0 * mains_max_a:
+                raise CommandRejected(
+                    f"grid_power_w: expected a finite power within +-{3 * 250 * mains_max_a:g} W"
+                )
+            if "currents_a" not in body:
+                return Mains(None, float(grid))
+        currents = body.get("currents_a")
         values = [_number(c) for c in currents] if isinstance(currents, list) else []
         if len(values) != 3 or any(v is None or not 0 <= v <= mains_max_a for v in values):
             raise CommandRejected(
                 f'expected {{"currents_a": [l1, l2, l3]}} with finite 0..{mains_max_a:g} A each'
+                ', and/or {"grid_power_w": W}'
             )
         l1, l2, l3 = (float(v or 0.0) for v in values)
-        return Mains((l1, l2, l3))
+        return Mains((l1, l2, l3), grid)
     parts = topic.removeprefix(topics.base + "/").split("/")
     if len(parts) != 4 or parts[0] != "connector" or parts[2] != "cmd":
         raise CommandRejected("unknown topic")
@@ -689,6 +703,8 @@ class MqttApi:
         self._commands.put_nowait((topic, command))
 
     def _check_mains(self, command: Mains) -> None:
+        if command.currents_a is None:
+            return  # a grid power alone: its bound was checked when parsing
         own = [0.0, 0.0, 0.0]
         charging = False
         for gun in self._view.guns.values():
@@ -720,7 +736,10 @@ class MqttApi:
         if isinstance(command, Mains):
             if self._energy is None:
                 raise CommandRejected("this station has no energy manager")
-            self._energy.set_mains_reading(command.currents_a)
+            if command.currents_a is not None:
+                self._energy.set_mains_reading(command.currents_a)
+            if command.grid_power_w is not None:
+                self._energy.set_grid_power(command.grid_power_w)
             return
         cid = command.connector
         port = self._ports[cid]

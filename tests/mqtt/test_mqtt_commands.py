@@ -33,6 +33,12 @@ PORTS = {1: PortInfo(1, "A", "1", 32.0, 3), 2: PortInfo(2, "B", "1", 16.0, 1)}
         ("cp/st1/connector/2/cmd/limit", b'{"amps": 0}', SetLimit(2, 0.0, 1)),
         ("cp/st1/connector/1/cmd/limit", b'{"amps": null}', SetLimit(1, None, 3)),
         ("cp/st1/mains", b'{"currents_a": [10, 20.5, 0]}', Mains((10.0, 20.5, 0.0))),
+        ("cp/st1/mains", b'{"grid_power_w": -4200}', Mains(None, -4200.0)),
+        (
+            "cp/st1/mains",
+            b'{"currents_a": [1, 2, 3], "grid_power_w": 900.5}',
+            Mains((1.0, 2.0, 3.0), 900.5),
+        ),
     ],
 )
 def test_valid_commands(topic: str, payload: bytes, expected: object) -> None:
@@ -64,6 +70,8 @@ def test_valid_commands(topic: str, payload: bytes, expected: object) -> None:
         ("mains_infinity", "cp/st1/mains", b'{"currents_a": [Infinity, 1, 3]}', "finite"),
         ("mains_above_bound", "cp/st1/mains", b'{"currents_a": [1, 127, 3]}', "0..126 A"),
         ("mains_bool", "cp/st1/mains", b'{"currents_a": [true, 1, 3]}', "currents_a"),
+        ("grid_power_nan", "cp/st1/mains", b'{"grid_power_w": NaN}', "grid_power_w"),
+        ("grid_power_huge", "cp/st1/mains", b'{"grid_power_w": -1e9}', "grid_power_w"),
         ("huge_payload", "cp/st1/connector/1/cmd/limit", b"x" * 5000, "larger than"),
     ],
 )
