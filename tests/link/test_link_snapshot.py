@@ -42,7 +42,9 @@ async def test_a_restarted_main_hears_the_snapshot_not_the_history(link: Link) -
 
     second = await link.remote(main_boot_id="boot-B", connect=False)  # ... and comes back
     rec = Recorder(second.events())
-    await wait_until(lambda: second.connected)
+    await wait_until(
+        lambda: any(isinstance(e.body, LinkChanged) and e.body.connected for e in rec.events)
+    )
     up = next(i for i, e in enumerate(rec.events) if isinstance(e.body, LinkChanged))
     before_up = [e.body for e in rec.events[:up]]
     kinds = [b.type for b in before_up if isinstance(b, SessionEvent)]
@@ -82,7 +84,10 @@ async def test_a_restarted_main_hears_an_idle_board_as_idle(link: Link) -> None:
     await first.stop()
     second = await link.remote(main_boot_id="boot-B", connect=False)
     rec = Recorder(second.events())
-    await wait_until(lambda: second.connected)
+    # The recorder has heard the link come up (not only the link object's flag).
+    await wait_until(
+        lambda: any(isinstance(e.body, LinkChanged) and e.body.connected for e in rec.events)
+    )
     tracker = ConnectorStatusTracker(None, link_up=False)
     statuses = [s for e in rec.events if (s := tracker.apply(e.body)) is not None]
     assert statuses == [ConnectorStatus("Available")]
