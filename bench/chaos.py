@@ -5,8 +5,9 @@ systemd would), with the built-in OCPP central system in this process and one EV
 charges for ever. Faults, in a seeded random order: kill -9 of a satellite, kill -9 of the
 main, SIGSTOP/SIGCONT of a board, a full state disk (the main's state dir on a tmpfs that is
 filled up; left out, with the reason in the JSON, where mounting is impossible), malformed
-CSMS frames and a CSMS outage. After each fault the station must come back: every gun linked
-and charging, the CSMS connected.
+CSMS frames, a CSMS outage and a lost main-satellite link (1 s to `--link-loss-max-s`, the
+satellite metering on; 120 s for the long run). After each fault the station must come back:
+every gun linked and charging, the CSMS connected.
 
 At the end every open transaction is stopped remotely and the journal drains. Figures:
 `survived` (tries after which the station came back), `tx_lost` (a StartTransaction without
@@ -85,6 +86,71 @@ def _set(path: Path, table: str, **values: object) -> None:
     path.write_text("\n".join([*lines[: start + 1], *body, *lines[end:]]) + "\n")
 
 
+class LinkProxy:
+    """A loopback TCP proxy between the main and one satellite: `cut()` drops the link (both
+    boards keep running; the satellite keeps metering) until `restore()`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.paused = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.paused:
+            writer.close()
+            return
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.target)
+        except OSError:  # the satellite is restarting
+            writer.close()
+            return
+        self._writers |= {writer, up_w}
+        pipes = {
+            asyncio.ensure_future(self._pipe(reader, up_w)),
+            asyncio.ensure_future(self._pipe(up_r, writer)),
+        }
+        self._tasks |= pipes
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for w in (writer, up_w):
+            w.close()
+            self._writers.discard(w)
+        for t in pipes:
+            t.cancel()
+        self._tasks -= pipes
+
+    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+
+    def cut(self) -> None:
+        self.paused = True
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+
+    def restore(self) -> None:
+        self.paused = False
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class EnergyWatch:
     """EV-side energy per gun: the sum over every board lifetime of its register's growth."""
 
@@ -129,6 +195,8 @@ class Chaos:
         self.skipped: dict[str, str] = {}
         self.faults_run: list[str] = []
         self.recover_s: list[float] = []
+        self.proxies: dict[str, LinkProxy] = {}  # per satellite serial: the link to cut
+        self.link_losses_s: list[float] = []
 
     # ------------------------------------------------------------ station
 
@@ -173,7 +241,24 @@ class Chaos:
         )
         self.layout = layout
         for config in [layout.main_config, *layout.satellite_configs.values()]:
-            _set(config, "link", keepalive_s=0.5, grace_period_s=args.grace)
+            _set(config, "link", keepalive_s=0.5, grace_period_s=args.grace, mdns=False)
+        # Each satellite on a fixed port, the main dialling it through a proxy the link-loss
+        # fault cuts (no netem on these machines: the loss is made in the link's TCP path).
+        main_text = layout.main_config.read_text()
+        for serial, config in layout.satellite_configs.items():
+            sat_port = _free_port()
+            _set(config, "agent", listen=f"127.0.0.1:{sat_port}", advertise=False)
+            proxy = LinkProxy(("127.0.0.1", sat_port))
+            via = await proxy.start()
+            self.proxies[serial] = proxy
+            main_text = re.sub(
+                rf'(serial = "{re.escape(serial)}"\nconnector = \d+)',
+                rf'\1\naddress = "127.0.0.1:{via}"',
+                main_text,
+            )
+        layout.main_config.write_text(main_text)
+        if args.no_hold:  # the old rule, for comparison: close a lost board at the grace
+            _set(layout.main_config, "link", lost_stop_hold_s=0.0)
         self.dashboard = f"http://127.0.0.1:{dashboard_port}/"
         self.http = aiohttp.ClientSession()
         boards = [(s, "satellite", c) for s, c in layout.satellite_configs.items()]
@@ -246,6 +331,37 @@ class Chaos:
         await self.watch_for(1.5)
         self._signal(name, signal.SIGCONT)
 
+    async def link_loss(self) -> None:
+        """The link to one satellite is lost for 1..--link-loss-max-s real seconds; both
+        boards run on. Past the grace the satellite's fail-safe stops the charge; its end
+        register must still reach the CSMS (issue 16)."""
+        serial = self.rng.choice(sorted(self.proxies))
+        seconds = round(self.rng.uniform(1.0, max(1.0, self.args.link_loss_max_s)), 1)
+        self.link_losses_s.append(seconds)
+        proxy = self.proxies[serial]
+        proxy.cut()
+        await self.watch_for(seconds)
+        proxy.restore()
+        await self._swipe_again(serial)
+
+    async def _swipe_again(self, serial: str) -> None:
+        """After a fail-safe stop the EV is still plugged in: a remote start resumes it."""
+        assert self.layout is not None
+        cid = 2 + list(self.layout.satellite_configs).index(serial)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(20):
+                while True:  # linked again: charging on, or stopped by its fail-safe
+                    state = await self.state()
+                    guns = (state or {}).get("guns", [])
+                    g: dict[str, Any] = next((g for g in guns if g["connector"] == cid), {})
+                    if g.get("link_up") and g.get("transaction_id") and g.get("power_w", 0) > 0:
+                        return
+                    if g.get("link_up") and not g.get("transaction_id") and self.csms.connections:
+                        break
+                    await asyncio.sleep(0.2)
+                with contextlib.suppress(Exception):
+                    await self.csms.remote_start(TAG, cid)
+
     async def disk_full(self) -> None:
         assert self.mounted is not None
         filler = self.mounted / "filler"
@@ -280,9 +396,16 @@ class Chaos:
             "disk_full": self.disk_full,
             "malformed": self.malformed,
             "csms_outage": self.csms_outage,
+            "link_loss": self.link_loss,
         }
         if self.args.satellites == 0:
             self.skipped["kill_satellite"] = "no satellite"
+            self.skipped["link_loss"] = "no satellite"
+        if self.args.faults:
+            wanted = set(self.args.faults.split(","))
+            if unknown := wanted - set(every):
+                raise SystemExit(f"--faults: unknown {', '.join(sorted(unknown))}")
+            return {k: v for k, v in every.items() if k in wanted and k not in self.skipped}
         return {k: v for k, v in every.items() if k not in self.skipped}
 
     # ------------------------------------------------------------ the run
@@ -356,6 +479,7 @@ class Chaos:
             "wh_resolution": len(self.csms.transactions),
             "baseline_wh_per_s": round(baseline, 2),
             "energy_ratio": round(chaos_rate / baseline, 3) if baseline > 0 else None,
+            "link_losses_s": self.link_losses_s,
             "faults": self.faults_run,
             "recover_s": self.recover_s,
             "skipped": self.skipped,
@@ -363,6 +487,8 @@ class Chaos:
 
     async def close(self) -> None:
         await self.supervisor.stop()
+        for proxy in self.proxies.values():
+            await proxy.stop()
         if self.http is not None:
             await self.http.close()
         await self.csms.stop()
@@ -384,7 +510,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--tries", type=int, default=6, help="faults to inject (at least)")
+    parser.add_argument("--tries", type=int, default=7, help="faults to inject (at least)")
+    parser.add_argument("--faults", default="", help="only these faults (comma-separated)")
     parser.add_argument("--minutes", type=float, default=0.0, help="keep injecting this long")
     parser.add_argument("--satellites", type=int, default=1)
     parser.add_argument("--speed", type=float, default=10.0, help="simulated s per real s")
@@ -392,6 +519,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grace", type=float, default=12.0, help="satellite grace (real s)")
     parser.add_argument("--baseline-s", type=float, default=2.0, help="fault-free window")
     parser.add_argument("--recover-s", type=float, default=25.0, help="per fault, real s")
+    parser.add_argument(
+        "--link-loss-max-s",
+        type=float,
+        default=4.0,
+        help="longest main-satellite link loss (real s, from 1); 120 for the long run",
+    )
+    parser.add_argument(
+        "--no-hold",
+        action="store_true",
+        help="close a lost satellite's transaction at the grace (link.lost_stop_hold_s = 0)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
     return parser.parse_args(argv)
 

@@ -1,7 +1,8 @@
 """A small run of bench/chaos.py (issue 12): the simulated station as real processes takes
-kill -9 of the main and of a satellite, SIGSTOP/SIGCONT, a full disk, malformed CSMS frames
-and a CSMS outage while EVs charge, and comes back every time with no transaction lost and
-no energy unbilled beyond the whole-Wh resolution of meterStart/meterStop."""
+kill -9 of the main and of a satellite, SIGSTOP/SIGCONT, a full disk, malformed CSMS frames,
+a CSMS outage and a lost main-satellite link (issue 16) while EVs charge, and comes back every
+time with no transaction lost and no energy unbilled beyond the whole-Wh resolution of
+meterStart/meterStop."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ async def test_small_chaos_run_survives_every_fault_and_loses_nothing() -> None:
         sys.executable,
         str(ROOT / "bench" / "chaos.py"),
         "--tries",
-        "6",
+        "7",
         "--seed",
         "5",
         stdout=asyncio.subprocess.PIPE,
@@ -38,8 +39,9 @@ async def test_small_chaos_run_survives_every_fault_and_loses_nothing() -> None:
             await proc.wait()
     assert proc.returncode == 0, err.decode()[-3000:]
     figures = json.loads(out.decode().strip().splitlines()[-1])
-    assert figures["tries"] == 6
-    assert len(set(figures["faults"])) + len(figures["skipped"]) == 6  # each fault once
+    assert figures["tries"] == 7
+    assert len(set(figures["faults"])) + len(figures["skipped"]) == 7  # each fault once
+    assert len(figures["link_losses_s"]) == 1  # a main-satellite link lost (issue 16)
     assert figures["survived"] == figures["tries"], figures
     assert figures["tx_lost"] == 0, figures
     assert figures["ev_wh"] > 0 and figures["transactions"] >= 2
