@@ -46,6 +46,7 @@ class LinkHealth:
     address: str
     last_error: str
     since: float  # clock time of the last up/down change
+    meter_public_key: str = ""  # the board's OCMF metering key, from Hello ("" = not signing)
 
 
 class RemotePort(SatelliteLink):
@@ -113,4 +114,5 @@ class RemotePort(SatelliteLink):
             address=self.address,
             last_error=self.last_error,
             since=self.since,
+            meter_public_key=self.meter_public_key,
         )

@@ -87,6 +87,7 @@ class GunView:
     energy_wh: float = 0.0  # meter register
     session_energy_wh: float = 0.0
     energy_delivered_wh: float = 0.0  # summed over finished transactions
+    signed_meter: str = ""  # the last OCMF record the gun's own board signed (issue 16)
     power_w: float = 0.0
     current_a: tuple[float, ...] = ()
     temperature_c: float = 0.0
@@ -204,6 +205,8 @@ class StationView:
         gun.headline = _HEADLINE.get(event.type, gun.headline)
         gun.session_id = event.session_id
         tx = event.transaction
+        if tx is not None and tx.signed_meter:
+            gun.signed_meter = tx.signed_meter
         if event.type is SessionEventType.TRANSACTION_STARTED and tx is not None:
             gun.transaction_id = tx.transaction_id
             gun.id_tag = tx.id_tag
@@ -284,6 +287,7 @@ def _gun_json(gun: GunView, *, history: bool = True) -> dict[str, Any]:
         "energy_wh": round(gun.energy_wh, 2),
         "session_energy_wh": round(gun.session_energy_wh, 2),
         "energy_delivered_wh": round(gun.energy_delivered_wh, 2),
+        "signed_meter": gun.signed_meter,
         "limit_a": gun.limit_a,
         "sessions_completed": gun.sessions_completed,
         "faults": list(gun.faults),

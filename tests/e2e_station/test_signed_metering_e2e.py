@@ -68,6 +68,13 @@ async def test_each_gun_sends_its_own_boards_signed_begin_and_end(tmp_path: Path
         # The satellite's key reached the main in the Hello answer.
         assert keys[2] in rig.log_of("main")
         assert rig.csms.last_signed.keys() == {1, 2}
+        # The dashboard's state shows each gun's last signed record (the End one).
+        state = await rig.wait_state(
+            lambda s: all(
+                g["signed_meter"] == rig.csms.last_signed[g["connector"]] for g in s["guns"]
+            )
+        )
+        assert len(state["guns"]) == 2
         for tx in done:
             cid, other = tx.connector_id, 3 - tx.connector_id
             assert [c for c, _ in tx.signed] == ["Transaction.Begin", "Transaction.End"]

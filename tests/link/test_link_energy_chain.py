@@ -200,6 +200,7 @@ async def test_a_killed_satellite_ends_its_transaction_at_its_own_register(
         [start] = await w.wait(lambda: w.tx(Ev.TRANSACTION_STARTED))
         begin = tx_of(start)
         verify(begin, b.key, "B")
+        assert rp.health().meter_public_key == b.key  # from Hello, for station status
         await w.wait(lambda: w.last_meter() >= begin.meter_wh + 3.0)
         await b.stop(signal.SIGKILL)
         await w.wait(lambda: w.link(False))
