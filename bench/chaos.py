@@ -46,10 +46,10 @@ from typing import Any
 
 import aiohttp
 
-from chargeport.sim.cli import fetch_state
-from chargeport.sim.csms import CentralSystem
-from chargeport.sim.station import SimLayout, prepare, toml_value
-from chargeport.sim.supervisor import ProcessSpec, Supervisor
+from simulation.cli import fetch_state
+from simulation.csms import CentralSystem
+from simulation.station import SimLayout, prepare, toml_value
+from simulation.supervisor import ProcessSpec, Supervisor
 
 TAG = "TAG-OK"
 State = dict[str, Any]
@@ -263,7 +263,7 @@ class Chaos:
         self.http = aiohttp.ClientSession()
         boards = [(s, "satellite", c) for s, c in layout.satellite_configs.items()]
         for name, role, config in [*boards, ("main", "main", layout.main_config)]:
-            argv = [sys.executable, "-m", "chargeport", role, "--config", str(config)]
+            argv = [sys.executable, "-m", "chargeport_cli", role, "--config", str(config)]
             self.supervisor.add(
                 ProcessSpec(
                     name=name,

@@ -41,7 +41,7 @@ __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 NEVER_PLUGS = ROOT / "examples" / "scenarios" / "never-plugs.txt"
-# The tags the built-in CSMS accepts (chargeport.sim.cli.SIM_TAGS), one per gun.
+# The tags the built-in CSMS accepts (simulation.cli.SIM_TAGS), one per gun.
 TAGS = ("04A1B2C3", "04D4E5F6", "04778899", "04AABBCC")
 SATELLITE_TARGET_MIB, MAIN_TARGET_MIB = 60.0, 120.0
 CHART_TARGET_MIB = 2.0
@@ -145,7 +145,7 @@ def _measure_station(
     """Start the sim; once all guns are available (idle) or charging, sample two RSS."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
-    argv = [sys.executable, "-m", "chargeport", "sim", "--headless", "--duration", "100000"]
+    argv = [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--duration", "100000"]
     argv += ["--dashboard-port", str(port), "--state-dir", str(work / until)]
     for gun, path in scenarios.items():
         argv += ["--scenario", f"{gun}={path}"]

@@ -59,7 +59,7 @@ def _rss_mib() -> float:
     return 0.0
 
 
-def _popen_csms(port: int, module: str = "chargeport.sim.csms") -> subprocess.Popen[bytes]:
+def _popen_csms(port: int, module: str = "simulation.csms") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", module, "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -67,7 +67,7 @@ def _popen_csms(port: int, module: str = "chargeport.sim.csms") -> subprocess.Po
     )
 
 
-async def _csms(port: int, module: str = "chargeport.sim.csms") -> subprocess.Popen[bytes]:
+async def _csms(port: int, module: str = "simulation.csms") -> subprocess.Popen[bytes]:
     proc = _popen_csms(port, module)
     for _ in range(200):
         with contextlib.suppress(OSError):
@@ -183,7 +183,7 @@ async def run201(seconds: float) -> dict[str, float]:
     """The 2.0.1 edge: CPU with 4 guns charging, RSS, drain of 1,000 TransactionEvents."""
     port = _free_port()
     url = f"ws://127.0.0.1:{port}/ocpp"
-    module = "chargeport.sim.csms201"
+    module = "simulation.csms201"
     proc = await _csms(port, module)
     tmp = tempfile.TemporaryDirectory()
     conn = open_db(Path(tmp.name) / "bench.sqlite")

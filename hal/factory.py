@@ -29,7 +29,7 @@ async def open_board(
             board, sim = await _async_open(config, clock, seed, stack)
         except HalError as exc:
             # The seam to the CLI: a device or key the user named is wrong; say which, no
-            # traceback (chargeport.cli prints a ChargeportError as one line, exits non-zero).
+            # traceback (chargeport_cli.cli prints a ChargeportError as one line, exits non-zero).
             raise ChargeportError(f"port (hal = {config.hal!r}): {exc}") from exc
         yield board, sim
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from agg_fixtures import FtpServer, HttpServer, Station
 
-from chargeport.cli import main as cli
+from chargeport_cli.cli import main as cli
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from chargeport.bundle import (
     load_public_key,
     verify_file,
 )
-from chargeport.cli import main as cli
+from chargeport_cli.cli import main as cli
 
 
 def feed_all(data: bytes, keys: list[Path], chunk: int, target: str | None = TARGET) -> bytes:

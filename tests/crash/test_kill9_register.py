@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from chargeport.sim.csms import CentralSystem
 from main_node.app import REGISTER_FILE
+from simulation.csms import CentralSystem
 
 pytestmark = pytest.mark.integration
 

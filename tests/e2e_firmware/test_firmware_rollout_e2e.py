@@ -1,6 +1,6 @@
 """UpdateFirmware end to end with real processes (OCPP 1.6 §5.19, §4.5 FirmwareStatusNotification).
 
-A CentralSystem in the test, a station laid out by `chargeport.sim.station.prepare` (main + two
+A CentralSystem in the test, a station laid out by `simulation.station.prepare` (main + two
 satellites, mDNS on 127.0.0.1, mTLS), the board processes supervised like systemd, and a bundle
 signed with `chargeport fw sign` served by a real aiohttp server. Each board restarts into its
 new slot for real (exit code 75, the supervisor starts it again) and the main confirms the
@@ -26,10 +26,10 @@ import pytest_asyncio
 from aiohttp import web
 from ocpp.v16 import call
 
-from chargeport.sim.cli import fetch_state
-from chargeport.sim.csms import CentralSystem
-from chargeport.sim.station import SimLayout, prepare
-from chargeport.sim.supervisor import ProcessSpec, Supervisor
+from simulation.cli import fetch_state
+from simulation.csms import CentralSystem
+from simulation.station import SimLayout, prepare
+from simulation.supervisor import ProcessSpec, Supervisor
 
 # One station for the module (starting it is the slow part); the refused bundle goes first.
 pytestmark = [
@@ -105,7 +105,7 @@ def all_linked(state: dict[str, Any]) -> bool:
 async def chargeport(*args: str) -> None:
     """Run the `chargeport` command line; it must succeed."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chargeport", *args,
+        sys.executable, "-m", "chargeport_cli", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await proc.communicate()
@@ -178,7 +178,7 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         supervisor.add(
             ProcessSpec(
                 name=name,
-                argv=[sys.executable, "-m", "chargeport", role, "--config", str(config)],
+                argv=[sys.executable, "-m", "chargeport_cli", role, "--config", str(config)],
                 log_path=layout.logs / f"{name.lower()}.log",
                 restart_delay_s=0.1,
             )

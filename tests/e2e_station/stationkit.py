@@ -1,6 +1,6 @@
 """A whole station as real processes for end-to-end tests: layout, supervisor, CSMS, dashboard.
 
-`running_station(...)` lays the station out with `chargeport.sim.station.prepare`, lets the
+`running_station(...)` lays the station out with `simulation.station.prepare`, lets the
 test shrink link timers in the generated TOML, starts the main and the satellites under the
 `Supervisor` (restarted like systemd would) with the test's own `CentralSystem`, waits until
 every gun is linked, and stops every process in its `finally`.
@@ -23,10 +23,10 @@ from typing import Any
 
 import aiohttp
 
-from chargeport.sim.cli import fetch_state
-from chargeport.sim.csms import CentralSystem, Transaction
-from chargeport.sim.station import SimLayout, prepare, toml_value
-from chargeport.sim.supervisor import ProcessSpec, Supervisor
+from simulation.cli import fetch_state
+from simulation.csms import CentralSystem, Transaction
+from simulation.station import SimLayout, prepare, toml_value
+from simulation.supervisor import ProcessSpec, Supervisor
 
 __all__ = [
     "StationRig",
@@ -218,7 +218,7 @@ async def running_station(
     try:
         boards = [(s, "satellite", c) for s, c in layout.satellite_configs.items()]
         for name, role, config in [*boards, ("main", "main", layout.main_config)]:
-            argv = [sys.executable, "-m", "chargeport", role, "--config", str(config)]
+            argv = [sys.executable, "-m", "chargeport_cli", role, "--config", str(config)]
             supervisor.add(
                 ProcessSpec(
                     name=name,

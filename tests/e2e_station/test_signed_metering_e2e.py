@@ -17,9 +17,9 @@ import pytest
 from pyocmf import OCMF, SpecWarning
 from stationkit import running_station
 
-from chargeport.sim.csms import Transaction
 from evse.meter_key import KEY_FILE, load_signer
 from evse.ocmf import public_key_hex
+from simulation.csms import Transaction
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from stationkit import StationRig, all_linked, charging_scenario, gun, running_station
 
-from chargeport.sim.csms import Transaction
+from simulation.csms import Transaction
 
 # One station for the module (starting four processes is the slow part); the satellite is
 # killed first, then the main.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeport.cli import EX_CONFIG
+from chargeport_cli.cli import EX_CONFIG
 
 MAIN = '[station]\nstate_dir = "{state}"\n[link]\ninsecure = true\n[dashboard]\nenabled = false\n'
 SATELLITE = '[board]\nserial = "{serial}"\nstate_dir = "{state}"\n[link]\ninsecure = true\n'
@@ -19,7 +19,7 @@ SATELLITE = '[board]\nserial = "{serial}"\nstate_dir = "{state}"\n[link]\ninsecu
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chargeport", *argv],
+        [sys.executable, "-m", "chargeport_cli", *argv],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from chargeport.cli import EX_CONFIG
 from chargeport.pki import init_pki
+from chargeport_cli.cli import EX_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chargeport", "config", "check", *argv],
+        [sys.executable, "-m", "chargeport_cli", "config", "check", *argv],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from chargeport.sim.supervisor import Supervisor
-from chargeport.sim.table import render_table
+from simulation.supervisor import Supervisor
+from simulation.table import render_table
 
 
 def gun(connector: int, serial: str, state: str, link_up: bool = True) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def silent_tty() -> Iterator[str]:
 
 def run_cli(role: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chargeport", role, "--config", str(config)],
+        [sys.executable, "-m", "chargeport_cli", role, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

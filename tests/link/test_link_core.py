@@ -222,7 +222,7 @@ def test_pki_init_names_the_serial_and_keeps_existing_files(tmp_path: Path) -> N
 
 
 def test_pki_cli_creates_the_files(tmp_path: Path) -> None:
-    from chargeport.cli import main
+    from chargeport_cli.cli import main
 
     assert (
         main(["pki", "init", "--dir", str(tmp_path), "--station", "st", "--satellite", "S1"]) == 0

@@ -1,6 +1,6 @@
 """Not one watt-hour lost between boards (issue 16), with real satellite processes.
 
-Each satellite is `python -m chargeport satellite` on the sim board, an EV charging for ever
+Each satellite is `python -m chargeport_cli satellite` on the sim board, an EV charging for ever
 (free vend), OCMF signing on; the main's side is a RemotePort in this process. Every signed
 record the main receives is verified with the independent `pyocmf` against the satellite's own
 key, and its reading must be the register the event carries.
@@ -71,7 +71,7 @@ class Board:
     def start(self) -> None:
         log = (self.state / "sat.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chargeport", "satellite", "--config", str(self.config)],
+            [sys.executable, "-m", "chargeport_cli", "satellite", "--config", str(self.config)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

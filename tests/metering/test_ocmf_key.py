@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyocmf import OCMF
 
-from chargeport.cli import main
+from chargeport_cli.cli import main
 from evse.meter_key import (
     KEY_FILE,
     PAGING_FILE,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chargeport.cli import main
 from chargeport.config import MainConfig, load_config
+from chargeport_cli.cli import main
 from evse.meter_key import KEY_FILE
 from main_node.app import MainApp
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from chargeport.cli import main
 from chargeport.config import (
     AgentConfig,
     BoardConfig,
@@ -18,6 +17,7 @@ from chargeport.config import (
     SatelliteConfig,
     load_config,
 )
+from chargeport_cli.cli import main
 from evse.meter_key import KEY_FILE
 from satellite.app import run_satellite
 

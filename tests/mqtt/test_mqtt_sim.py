@@ -19,7 +19,7 @@ async def test_sim_publishes_every_gun_over_mqtt(
     tmp_path: Path, broker: Broker, probe: Probe
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chargeport", "sim", "--headless", "--speed", "30",
+        sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--speed", "30",
         "--duration", "600", "--until-complete", "--dashboard-port", "0",
         "--mqtt", f"{broker.host}:{broker.port}", "--state-dir", str(tmp_path / "state"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

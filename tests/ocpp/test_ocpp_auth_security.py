@@ -17,7 +17,7 @@ from waiting import until
 
 from chargeport.fake_port import FakePort
 from chargeport.port import SessionEvent, SessionEventType, TransactionData
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 def _present(port: FakePort, tag: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.framing import MAX_FRAME_BYTES
+from simulation.csms import CentralSystem
 
 PROFILE_1E27 = (
     '{"chargingProfileId":1,"stackLevel":1,"chargingProfilePurpose":"TxDefaultProfile",'

@@ -13,7 +13,7 @@ import pytest
 from ocpp_station_fixture import make_ports, running_station, until
 
 from chargeport.port import LinkChanged
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 @pytest.mark.parametrize(

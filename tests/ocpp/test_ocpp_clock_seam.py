@@ -11,10 +11,10 @@ from pathlib import Path
 from ocpp_station_fixture import make_ports, options, until
 
 from chargeport.clock import ScaledClock
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
 from main_node.ocpp.meter_values import parse_iso_time
+from simulation.csms import CentralSystem
 
 SPEED = 60.0  # a minute of station time per real second
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ocpp.v16 import call
 from ocpp_station_fixture import running_station
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 async def _values(csms: CentralSystem) -> dict[str, str]:

@@ -10,8 +10,8 @@ from ocpp_station_fixture import running_station, until
 
 from chargeport.fake_port import FakePort
 from chargeport.port import SessionEvent, SessionEventType, TransactionData
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.connection_timeout import PendingAuthorizations
+from simulation.csms import CentralSystem
 
 FAR = "2099-01-01T00:00:00Z"
 WITHDRAW = ("withdraw_authorization", ())

@@ -12,8 +12,8 @@ import pytest
 
 from chargeport.config import MainConfig, from_dict
 from chargeport.errors import ChargeportError
-from chargeport.sim import cli
 from main_node.ocpp.endpoint import csms_endpoint
+from simulation import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_sim_station_id_flag_ocpp_j_3_1_1(tmp_path: Path) -> None:
     """`chargeport sim --station-id X` names the station X in the main's config; an id that
     cannot be a URL path segment is refused with one line before anything starts."""
-    from chargeport.sim.station import prepare
+    from simulation.station import prepare
 
     assert _args().station_id == "SIM-STATION"
     args = _args("--station-id", "CP-0042")

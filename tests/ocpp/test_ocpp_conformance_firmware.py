@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 @pytest.mark.parametrize("date", ["soon", "2026-13-45T99:00:00Z", "", "1e309"])

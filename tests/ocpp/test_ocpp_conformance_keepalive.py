@@ -8,7 +8,7 @@ from pathlib import Path
 from ocpp.v16 import call
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 async def test_websocket_ping_interval_is_used_and_changes_apply_ocpp16_9_1_33(

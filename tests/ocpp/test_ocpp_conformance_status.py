@@ -17,8 +17,8 @@ from chargeport.port import (
     SessionEvent,
     SessionEventType,
 )
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.connector_status import ConnectorStatus, ConnectorStatusTracker, StatusGate
+from simulation.csms import CentralSystem
 
 AVAILABLE = ConnectorStatus("Available")
 CHARGING = ConnectorStatus("Charging")

@@ -12,12 +12,12 @@ import pytest
 from ocpp.v16.enums import Action
 from ocpp_station_fixture import make_ports, options, until
 
-import chargeport.sim.csms as csms_module
+import simulation.csms as csms_module
 from chargeport.fake_port import FakePort
-from chargeport.sim.csms import CentralSystem, on
 from chargeport.tasks import TaskGaveUp
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
+from simulation.csms import CentralSystem, on
 
 
 async def test_an_unexpected_error_in_the_connection_reconnects_the_session(

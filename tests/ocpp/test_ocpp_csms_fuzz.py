@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 FRAMES_PER_EXAMPLE = 25
 # 300 frames by default; CHARGEPORT_FUZZ_EXAMPLES=400 sends 10,000.

@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 CHILD = Path(__file__).with_name("ocpp_child_station.py")
 

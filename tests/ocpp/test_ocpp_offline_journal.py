@@ -8,7 +8,7 @@ from pathlib import Path
 from ocpp_station_fixture import make_ports, running_station
 from waiting import until
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 async def test_offline_transactions_survive_main_restart_and_arrive_in_order_ocpp16_4_10(

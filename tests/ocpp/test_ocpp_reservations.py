@@ -9,8 +9,8 @@ from pathlib import Path
 from ocpp.v16 import call
 from ocpp_station_fixture import make_ports, running_station, until
 
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.db import format_datetime
+from simulation.csms import CentralSystem
 
 FAR = "2099-01-01T00:00:00Z"
 FAR_S = 4070908800.0

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from ocpp_security_pki import Ca, issue, pem, server_context
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.certificates import CSMS_ROOT, MANUFACTURER_ROOT
+from simulation.csms import CentralSystem
 
 PASSWORD = "0123456789abcdef-pw"
 

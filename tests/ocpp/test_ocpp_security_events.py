@@ -11,7 +11,7 @@ from ocpp.v16 import call
 from ocpp_station_fixture import running_station, until
 
 from chargeport.security_log import FIRMWARE_DOWNGRADE_REFUSED, security_event
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 from system_aggregator.fake import FakeStationSystem
 
 PASSWORD = "0123456789abcdef-pw"

@@ -19,9 +19,9 @@ from ocpp_security_pki import Ca, issue, pem
 from ocpp_station_fixture import running_station, until
 
 from chargeport.clock import ManualClock
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.certificates import MANUFACTURER_ROOT
 from main_node.ocpp.signed_firmware import SignedFirmware
+from simulation.csms import CentralSystem
 from system_aggregator.fake import FakeStationSystem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "aggregator"))

@@ -19,11 +19,11 @@ from ocpp.v16 import call
 from ocpp_security_pki import Ca, issue, pem, server_context
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.certificates import CSMS_ROOT, MANUFACTURER_ROOT, CertificateStore
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.security_handlers import SECURITY_ACTIONS
 from main_node.ocpp.session_security import STARTUP
+from simulation.csms import CentralSystem
 from system_aggregator.fake import FakeStationSystem
 
 pytestmark = pytest.mark.integration

@@ -16,11 +16,11 @@ from ocpp.v16 import call
 from ocpp_security_pki import Ca, issue, pem, server_context
 from ocpp_station_fixture import running_station, until
 
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.certificates import CSMS_ROOT, CertificateStore
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.security_events import SecurityEventJournal
 from main_node.ocpp.session_security import STARTUP
+from simulation.csms import CentralSystem
 
 PASSWORD = "0123456789abcdef-pw"  # AuthorizationKey: 16..40 characters
 
@@ -257,7 +257,7 @@ async def test_raised_profile_is_kept_once_it_connects(tmp_path: Path) -> None:
 
 
 async def test_stand_alone_sim_csms_serves_profile_3(tmp_path: Path) -> None:
-    """`python -m chargeport.sim.csms --tls-cert .. --client-ca ..` is a profile 3 CSMS: a
+    """`python -m simulation.csms --tls-cert .. --client-ca ..` is a profile 3 CSMS: a
     station with a client certificate from that CA connects to it."""
     ca = Ca.make("CSMS root")
     server_context(tmp_path / "csms", ca)  # writes csms.pem / csms.key
@@ -266,7 +266,7 @@ async def test_stand_alone_sim_csms_serves_profile_3(tmp_path: Path) -> None:
     assert store.install(CSMS_ROOT, ca.pem, time.time()) == "Accepted"
     store.store_client_chain(pem(issue(ca, "CP-1", key=store.key())[0]))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "chargeport.sim.csms", "--port", "0",
+        sys.executable, "-m", "simulation.csms", "--port", "0",
         "--tls-cert", str(tmp_path / "csms" / "csms.pem"),
         "--tls-key", str(tmp_path / "csms" / "csms.key"),
         "--client-ca", str(tmp_path / "ca.pem"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocpp_station_fixture import make_ports, running_station
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 async def test_cold_boot_sends_boot_then_status_for_connectors_0_to_n_ocpp16_4_2(

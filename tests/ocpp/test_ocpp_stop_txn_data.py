@@ -9,7 +9,7 @@ from typing import Any
 
 from ocpp_station_fixture import make_ports, running_station, until
 
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 
 
 def _readings(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, float]]]:

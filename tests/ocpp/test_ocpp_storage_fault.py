@@ -20,10 +20,10 @@ import pytest
 from ocpp_station_fixture import make_ports, options, until
 
 from chargeport.fake_port import FakePort
-from chargeport.sim.csms import CentralSystem
 from main_node.ocpp.client import OcppSession
 from main_node.ocpp.db import open_db
 from main_node.view import StationView
+from simulation.csms import CentralSystem
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 

@@ -11,7 +11,7 @@ from ocpp_station_fixture import make_ports, running_station, until
 
 from chargeport.board import ResetKind
 from chargeport.port import StopReason
-from chargeport.sim.csms import CentralSystem
+from simulation.csms import CentralSystem
 from system_aggregator.fake import FakeStationSystem
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ocpp.v201 import call
 from ocpp201_kit import running_station, until
 
-from chargeport.sim.csms201 import CentralSystem201
+from simulation.csms201 import CentralSystem201
 
 
 async def test_get_variables_known_unknown_and_attribute_b06(tmp_path: Path) -> None:

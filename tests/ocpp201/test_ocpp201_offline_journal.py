@@ -9,7 +9,7 @@ from pathlib import Path
 from ocpp.v201 import call
 from ocpp201_kit import make_ports, running_station, until
 
-from chargeport.sim.csms201 import CentralSystem201
+from simulation.csms201 import CentralSystem201
 
 
 async def test_offline_events_survive_restart_and_drain_in_order_e12(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from chargeport.port import (
     StopReason,
     TransactionData,
 )
-from chargeport.sim.csms201 import CentralSystem201
+from simulation.csms201 import CentralSystem201
 
 
 def _present(port: FakePort, tag: str) -> None:

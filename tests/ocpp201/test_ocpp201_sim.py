@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def test_two_guns_complete_a_session_over_ocpp_2_0_1(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeport", "sim", "--headless", "--dashboard-port", "0",
+        [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--dashboard-port", "0",
          "--state-dir", str(tmp_path / "state"), "--ocpp", "2.0.1", "--satellites", "1",
          "--speed", "30", "--duration", "600", "--until-complete"],
         capture_output=True, text=True, timeout=150,
@@ -36,7 +36,7 @@ def test_two_guns_complete_a_session_over_ocpp_2_0_1(tmp_path: Path) -> None:
 
 def test_unknown_ocpp_version_is_refused_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeport", "sim", "--headless", "--ocpp", "2.1"],
+        [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--ocpp", "2.1"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -10,8 +10,8 @@ from ocpp201_kit import make_ports, running_station, until
 
 from chargeport.clock import RealClock
 from chargeport.config import EnergyConfig
-from chargeport.sim.csms201 import CentralSystem201
 from main_node.energy import EnergyManager
+from simulation.csms201 import CentralSystem201
 
 
 def _profile(pid: int, purpose: str, limit: float, **kw: object) -> dict[str, object]:

@@ -12,7 +12,7 @@ from ocpp201_kit import make_ports, running_station, until
 from chargeport.board import ResetKind
 from chargeport.port import StopReason
 from chargeport.security_log import security_event
-from chargeport.sim.csms201 import CentralSystem201
+from simulation.csms201 import CentralSystem201
 from system_aggregator.fake import FakeStationSystem
 
 

@@ -10,7 +10,7 @@ import pytest
 from ocpp.v201 import call
 from ocpp201_kit import make_ports, running_station, until
 
-from chargeport.sim.csms201 import CentralSystem201
+from simulation.csms201 import CentralSystem201
 
 
 async def test_boot_then_a_status_per_evse_connector_1_b01_g01(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ import pytest
 from chargeport import pki
 from chargeport.bundle import generate_keypair
 from chargeport.config import MainConfig, load_config
-from chargeport.sim.station import prepare
 from main_node.dashboard_auth import verify_password
 from main_node.ocpp.db import open_db
 from satellite.board_system import LocalBoardSystem
+from simulation.station import prepare
 from system_aggregator.aggregator import SystemAggregator
 
 

@@ -76,7 +76,7 @@ def charging_scenarios(folder: Path) -> list[str]:
 def sim(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chargeport", "sim", "--headless", "--speed", "4",
+        [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--speed", "4",
          "--duration", "3000", "--dashboard-port", str(port), "--operator-password", PASSWORD,
          "--state-dir", str(tmp_path / "state"), *charging_scenarios(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def run_sim(tmp_path: Path, *extra: str) -> dict:  # type: ignore[type-arg]
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeport", "sim", "--headless", "--dashboard-port", "0",
+        [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--dashboard-port", "0",
          "--state-dir", str(tmp_path / "state"), *extra],
         capture_output=True, text=True, timeout=150,
     )  # fmt: skip
@@ -51,7 +51,7 @@ def test_four_guns_complete_a_session_and_the_csms_records_four_transactions(
 
 def test_bad_scenario_argument_is_one_line_and_non_zero(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "chargeport", "sim", "--headless", "--scenario", "9=nope.txt"],
+        [sys.executable, "-m", "chargeport_cli", "sim", "--headless", "--scenario", "9=nope.txt"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from waiting import until
 
-from chargeport.sim.supervisor import ProcessSpec, Supervisor
+from simulation.supervisor import ProcessSpec, Supervisor
 
 
 def alive(pid: int) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from chargeport.sim.supervisor import Supervisor
+from simulation.supervisor import Supervisor
 
 __all__ = ["render_table"]
 

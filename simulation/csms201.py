@@ -372,7 +372,7 @@ async def _serve_forever(port: int, tags: list[str]) -> None:
 
 
 def main() -> None:
-    """`python -m chargeport.sim.csms201 --port N [--tag T ...]`: a stand-alone 2.0.1 CSMS."""
+    """`python -m simulation.csms201 --port N [--tag T ...]`: a stand-alone 2.0.1 CSMS."""
     import argparse
     import contextlib
 

@@ -25,7 +25,7 @@ EX_CONFIG = 78  # sysexits.h: a configuration error; systemd shows it as such
 COMMANDS: dict[str, tuple[str, str]] = {
     "main": ("main_node.cli", "run the main board (OCPP, energy manager, satellites)"),
     "satellite": ("satellite.cli", "run a satellite board (agent, port, advertiser)"),
-    "sim": ("chargeport.sim.cli", "run a complete 4-gun station on this host"),
+    "sim": ("simulation.cli", "run a complete 4-gun station on this host"),
     "discover": ("main_node.discover_cli", "list the boards seen over mDNS"),
     "pki": ("chargeport.pki_cli", "create the station CA and board certificates"),
     "fw": ("system_aggregator.fw_cli", "firmware bundles: keygen, sign, verify"),

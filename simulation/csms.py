@@ -594,7 +594,7 @@ def _signer(args: Any) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | 
 
 
 def main() -> None:
-    """`python -m chargeport.sim.csms --port N [--tag T ...]`: a stand-alone central system;
+    """`python -m simulation.csms --port N [--tag T ...]`: a stand-alone central system;
     `--password`, `--tls-cert/--tls-key` and `--client-ca` make it a security profile 1, 2
     or 3 CSMS, `--sign-ca/--sign-ca-key` let it answer SignCertificate."""
     import argparse

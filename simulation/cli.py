@@ -28,10 +28,10 @@ import aiohttp
 
 from chargeport.config import parse_host_port
 from chargeport.errors import ChargeportError
-from chargeport.sim.csms import CentralSystem
-from chargeport.sim.csms201 import CentralSystem201
-from chargeport.sim.station import STATION_ID, prepare
-from chargeport.sim.supervisor import ProcessSpec, Supervisor
+from simulation.csms import CentralSystem
+from simulation.csms201 import CentralSystem201
+from simulation.station import STATION_ID, prepare
+from simulation.supervisor import ProcessSpec, Supervisor
 
 __all__ = ["add_arguments", "fetch_state", "run"]
 
@@ -190,7 +190,7 @@ async def _run(args: argparse.Namespace, scenarios: dict[int, Path]) -> int:
         ]
         boards.append(("main", "main", layout.main_config))
         for name, role, config in boards:
-            argv = [sys.executable, "-m", "chargeport", role, "--config", str(config)]
+            argv = [sys.executable, "-m", "chargeport_cli", role, "--config", str(config)]
             supervisor.add(
                 ProcessSpec(
                     name=name,
@@ -311,7 +311,7 @@ def _transactions(csms: CentralSystem | CentralSystem201) -> list[dict[str, Any]
 async def _live(url: str, stop: asyncio.Event, supervisor: Supervisor) -> None:
     from rich.live import Live
 
-    from chargeport.sim.table import render_table
+    from simulation.table import render_table
 
     async with aiohttp.ClientSession() as session:
         with Live(render_table(None, supervisor), refresh_per_second=4) as live:

@@ -1,5 +1,0 @@
-import sys
-
-from chargeport.cli import main
-
-sys.exit(main())
