@@ -3,20 +3,27 @@ messages to send and events to publish out. `main_node.satellite_link` only move
 
 Theory of operation (no awaits, no clock: `now` is real monotonic seconds, injected):
   * Hello answer (`on_hello`): a protocol or serial mismatch is refused (`LinkRefused`).
-    A satellite boot id other than the last one = the satellite restarted: what the port had
-    open is closed here with the last meter value seen (TransactionFinished reason PowerLoss,
-    OCPP 1.6 6.49, then SessionFinished) and the cursor restarts.
+    A satellite boot id other than the last one = the satellite restarted: the cursor restarts
+    and, once its snapshot came, what the old boot had open and its journal did not end is
+    closed with the last meter value seen (TransactionFinished reason PowerLoss, OCPP 1.6
+    6.49, then SessionFinished).
     `resumed` (the satellite knows this main boot) and the same satellite boot = a blip:
     Events resumes after the last seq seen, nothing lost or duplicated. Otherwise this main is
-    new to that boot: Events asks for a snapshot (the ring's transaction records, then one
-    Snapshot): history is never published as if it were happening now.
+    new to that boot: Events asks for a snapshot (the satellite journal's and the ring's
+    transaction records, then one Snapshot): history is never published as if it were
+    happening now. Journal records carry seq 0 and their own timestamps (the real start and
+    end); the ledger and the OCPP journal take each Start/Stop once (4.10). A replay gap from
+    a satellite with a journal is a snapshot session too; without one, a status re-read.
   * Ready carries the desired availability (`DesiredPort`): re-applied on every link-up.
   * `on_wire(event)`: heartbeats only prove liveness; a replayed seq is dropped; a Snapshot
     becomes the few events that restate the port (`snapshot_events`); then `link_up`.
   * Liveness (`tick`): a heartbeat to send every liveness_s / 5; `LinkDown` once nothing was
     heard for liveness_s (a SIGSTOPped board keeps its sockets open and answers nothing).
   * Link down with something open: the async layer runs the grace timer (the satellite's own
-    grace); `grace_expired` closes it (reason Other) and marks a reconcile due.
+    grace); `grace_expired` closes it (reason Other) and marks a reconcile due, or with
+    `hold` keeps the transaction open for the board's own end (its fail-safe stop, journaled)
+    until `hold_expired` at the caller's long deadline: a StopTransaction sent cannot be
+    corrected (4.10), so the main does not guess a reading it can wait for.
 """
 
 from __future__ import annotations
@@ -254,7 +261,11 @@ class MainLinkCore:
         if hello.liveness_s > 0:
             self.liveness_s = hello.liveness_s
         # Resume only what this main already holds in order; anything else starts afresh.
-        snapshot = new_boot or not hello.resumed or self._synced_boot != self.boot_id
+        # After a gap, a satellite with a journal replays every transaction's begin and end
+        # ahead of a snapshot: its real end register, not the last reading seen, closes what
+        # the main holds (a link loss longer than the ring, issue 16).
+        journal_gap = self.gap is not None and hello.journal
+        snapshot = new_boot or not hello.resumed or self._synced_boot != self.boot_id or journal_gap
         self.synced = not snapshot
         self._last_record_session = ""
         if snapshot:

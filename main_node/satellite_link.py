@@ -85,6 +85,19 @@ __all__ = ["LinkRefused", "SatelliteLink"]
 log = logging.getLogger(__name__)
 
 
+async def _reap(task: asyncio.Future[Any]) -> None:
+    """Wait for a cancelled helper task to end, whatever it raised; but a cancel of the task
+    doing the waiting (stop() while the link goes down) is kept, never swallowed."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise
+    except Exception:  # the helper's own failure was already reported where it happened
+        pass
+
+
 class _SilentSatellite(Exception):
     """The core declared the satellite down (no heartbeat within liveness_s)."""
 
@@ -395,8 +408,7 @@ class SatelliteLink:
             await asyncio.wait({changed}, timeout=delay)
         finally:
             changed.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await changed
+            await _reap(changed)
 
     def _channel(self, addr: Address) -> grpc.aio.Channel:
         host, port = addr
@@ -474,8 +486,7 @@ class SatelliteLink:
             for task in (reader, replies, ticker):
                 task.cancel()
             for task in (reader, replies, ticker):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _reap(task)
             self._session = None
             reached = self.connected
             something_open = self.core.link_down()

@@ -319,6 +319,7 @@ class LinkAgent(pb_grpc.LinkServicer):
             grace_period_s=self.grace_period_s,
             liveness_s=out.liveness_s,
             meter_public_key=_meter_public_key(self.port),
+            journal=self.journal is not None,
         )
 
     async def Ready(self, request: pb.ReadyRequest, context: grpc.aio.ServicerContext) -> Any:

@@ -49,7 +49,7 @@ class HelloRequest(_message.Message):
     def __init__(self, station_id: _Optional[str] = ..., main_boot_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., liveness_s: _Optional[float] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s", "liveness_s", "meter_public_key")
+    __slots__ = ("serial", "satellite_boot_id", "firmware_version", "port", "session_id", "protocol_version", "last_seq", "resumed", "grace_period_s", "liveness_s", "meter_public_key", "journal")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     SATELLITE_BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class HelloResponse(_message.Message):
     GRACE_PERIOD_S_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_S_FIELD_NUMBER: _ClassVar[int]
     METER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_FIELD_NUMBER: _ClassVar[int]
     serial: str
     satellite_boot_id: str
     firmware_version: str
@@ -72,7 +73,8 @@ class HelloResponse(_message.Message):
     grace_period_s: float
     liveness_s: float
     meter_public_key: str
-    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ..., liveness_s: _Optional[float] = ..., meter_public_key: _Optional[str] = ...) -> None: ...
+    journal: bool
+    def __init__(self, serial: _Optional[str] = ..., satellite_boot_id: _Optional[str] = ..., firmware_version: _Optional[str] = ..., port: _Optional[_Union[PortDescription, _Mapping]] = ..., session_id: _Optional[str] = ..., protocol_version: _Optional[int] = ..., last_seq: _Optional[int] = ..., resumed: _Optional[bool] = ..., grace_period_s: _Optional[float] = ..., liveness_s: _Optional[float] = ..., meter_public_key: _Optional[str] = ..., journal: _Optional[bool] = ...) -> None: ...
 
 class ReadyRequest(_message.Message):
     __slots__ = ("session_id", "disabled")

@@ -229,12 +229,17 @@ async def test_a_killed_satellite_ends_its_transaction_at_its_own_register(
         await w.close()
 
 
+@pytest.mark.parametrize("ring", [4096, 4], ids=["resumed", "longer-than-the-ring"])
 async def test_a_link_loss_past_the_grace_bills_the_boards_fail_safe_register(
     link: Link,
     board: Callable[..., Board],
     proxy_factory: Callable[[tuple[str, int]], Any],
+    caplog: pytest.LogCaptureFixture,
+    ring: int,
 ) -> None:
-    b = board(grace_s=1.0)
+    """With a 4-event ring the loss outlasts the ring (5 meter events a second): the main
+    re-syncs by a snapshot, and the journal still gives the board's end."""
+    b = board(grace_s=1.0, event_ring=ring)
     proxy: TcpProxy = await proxy_factory(("127.0.0.1", b.port))
     rp = await remote(link, b, proxy, hold_stop_s=120.0)
     w = Watch(rp)
@@ -264,6 +269,7 @@ async def test_a_link_loss_past_the_grace_bills_the_boards_fail_safe_register(
         assert end.meter_wh > seen  # energy during the link loss and the grace is billed
         verify(end, b.key, "E")
         assert len(w.tx(Ev.TRANSACTION_FINISHED, begin.transaction_id)) == 1
+        assert ("events lost" in caplog.text) is (ring == 4), caplog.text[-2000:]
     except TimeoutError:
         raise AssertionError(b.log()) from None
     finally:
