@@ -40,7 +40,7 @@ async def start_main(cfg: Path, log: Path, *extra: str) -> asyncio.subprocess.Pr
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "chargeport",
+            "chargeport_cli",
             "main",
             "--config",
             str(cfg),

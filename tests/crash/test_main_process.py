@@ -98,7 +98,7 @@ async def _started_main(config: Path, env: dict[str, str], log: Path) -> asyncio
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "chargeport",
+            "chargeport_cli",
             "main",
             "--config",
             str(config),
@@ -162,7 +162,7 @@ async def test_real_satellite_tells_systemd_ready_and_feeds_the_watchdog(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "chargeport",
+            "chargeport_cli",
             "satellite",
             "--config",
             str(config),

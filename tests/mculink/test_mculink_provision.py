@@ -32,7 +32,7 @@ async def provision(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "chargeport",
+        "chargeport_cli",
         "-v",
         "hal",
         "provision",
