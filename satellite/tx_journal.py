@@ -10,7 +10,9 @@ boards). The agent folds the port's own events into this journal:
     board cannot read its register itself;
   * TransactionFinished -> a finished record (end register, signed end, stop time), fsynced;
     the last `keep` of them stay, because a main that was down or lost events during the
-    outage learns of them only from here.
+    outage learns of them only from here. Few are needed: without a main the port is
+    disabled after the grace, so at most the one or two sessions around an outage end unseen;
+    each one is replayed to every new main (the consumers take a Start/Stop once).
 `replay()` gives the records as (timestamp, SessionEvent) pairs, oldest first: the agent sends
 them ahead of a snapshot, the main journals each Start/Stop once (OCPP 1.6 4.10 dedupe on the
 transaction id). `interrupted()` is the transaction the previous process left open (a restart:
@@ -93,7 +95,7 @@ def _entry_from_json(raw: dict[str, Any]) -> JournaledTx:
 class TxJournal:
     """The open transaction, the last finished ones and the last register, in one file."""
 
-    def __init__(self, path: Path, *, keep: int = 32, step_wh: float = 1.0) -> None:
+    def __init__(self, path: Path, *, keep: int = 8, step_wh: float = 1.0) -> None:
         self.path = path
         self.keep = max(1, keep)
         self.step_wh = step_wh
