@@ -37,7 +37,7 @@ __all__ = ["add_arguments", "fetch_state", "run"]
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "scenarios"
 DEFAULT_SCENARIOS = {1: "gun1.txt", 2: "gun2.txt", 3: "gun3.txt", 4: "gun4.txt"}
 # A charge point id travels as the last segment of the websocket URL (OCPP-J 1.6 section 3.1).
 _STATION_ID = re.compile(r"[A-Za-z0-9._-]{1,48}")
