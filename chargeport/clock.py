@@ -87,6 +87,11 @@ class ManualClock:
         self._waiters.append((self._now + seconds, fut))
         await fut
 
+    @property
+    def sleepers(self) -> int:
+        """Tasks waiting in `sleep` now: a test advances once the timer it means is armed."""
+        return sum(not fut.done() for _, fut in self._waiters)
+
     def advance(self, seconds: float) -> None:
         self._now += seconds
         due = [(t, f) for t, f in self._waiters if t <= self._now]

@@ -45,7 +45,7 @@ def fake_port(serial: str = "SAT-1", *, enabled: bool = False) -> FakePort:
 
 def sleeping_on(clock: ManualClock, n: int = 1) -> bool:
     """At least `n` tasks wait on the ManualClock: the timers `advance` should reach are armed."""
-    return sum(not fut.done() for _, fut in clock._waiters) >= n
+    return clock.sleepers >= n
 
 
 async def next_event(sub: AsyncIterator[PortEvent], pred: Callable[[Any], bool]) -> PortEvent:

@@ -231,6 +231,7 @@ async def test_install_date_time_holds_the_rollout_until_then(
     try:
         await until(lambda: statuses[-1:] == ["InstallScheduled"])
         assert system.calls == []
+        await until(lambda: clock.sleepers > 0)  # the wait for installDateTime is armed
         clock.advance(600)
         await task
     finally:
