@@ -22,6 +22,7 @@ from simulation.csms import CentralSystem
 FRAMES_PER_EXAMPLE = 25
 # 300 frames by default; CHARGEPORT_FUZZ_EXAMPLES=400 sends 10,000.
 EXAMPLES = int(os.environ.get("CHARGEPORT_FUZZ_EXAMPLES", "12"))
+CLEAN = os.environ.get("CHARGEPORT_FUZZ_CLEAN") == "1"
 
 CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"(f\d+)"')
 
@@ -58,6 +59,8 @@ async def _exchange(batch: list[str]) -> None:
 
 @st.composite
 def batches(draw: st.DrawFn) -> list[str]:
+    if CLEAN:  # bench/csms_fuzz.py's baseline: the same sessions, well-formed CALLs only
+        return [f'[2,"f{n}","GetConfiguration",{{}}]' for n in range(FRAMES_PER_EXAMPLE)]
     return [draw(frames(f"f{n}")) for n in range(FRAMES_PER_EXAMPLE)]
 
 
