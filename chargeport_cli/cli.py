@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fw": ("system_aggregator.fw_cli", "firmware bundles: keygen, sign, verify"),
     "diag": ("main_node.diag_cli", "collect a combined diagnostics archive"),
     "config": ("chargeport.config_cli", "check a main or satellite config file"),
+    "rollout": ("main_node.rollout_cli", "roll firmware out to a running station, with progress"),
     "meter": ("evse.meter_cli", "metering key and OCMF signed-reading checks"),
     "hal": ("hal.cli", "board hardware: provision the MCU link key"),
 }

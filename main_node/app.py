@@ -342,6 +342,14 @@ class MainApp:
                     await aggregator.collect_diagnostics(out, None, None)
                     return str(out)
 
+                async def rollout(location: str) -> None:
+                    # An operator's rollout from the dashboard or `chargeport rollout`: the
+                    # same path as OCPP UpdateFirmware, its statuses shown, not sent to a CSMS.
+                    async def shown(status: str) -> None:
+                        view.set_status(firmware=status)
+
+                    await aggregator.update_firmware(location, self.clock.time(), 1, 0.0, shown)
+
                 self.dashboard = Dashboard(
                     view,
                     local_ports,
@@ -349,6 +357,7 @@ class MainApp:
                     port=config.dashboard.port,
                     operator_password=config.dashboard.operator_password,
                     collect_diagnostics=collect,
+                    update_firmware=rollout,
                     operator_password_hash=config.dashboard.operator_password_hash,
                     tls_cert_file=config.dashboard.tls_cert_file,
                     tls_key_file=config.dashboard.tls_key_file,

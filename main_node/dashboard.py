@@ -28,7 +28,7 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from importlib import resources
 from typing import Any, Protocol
 
@@ -94,6 +94,7 @@ class Dashboard:
         port: int = 8080,
         operator_password: str = "",
         collect_diagnostics: Callable[[], Awaitable[str]] | None = None,
+        update_firmware: Callable[[str], Coroutine[Any, Any, None]] | None = None,
         operator_password_hash: str = "",
         tls_cert_file: str = "",
         tls_key_file: str = "",
@@ -137,6 +138,8 @@ class Dashboard:
         self._static_cache: dict[str, str] = {}
         self._grid: dict[int, tuple[tuple[float, ...], float]] = {}  # voltages, frequency
         self._collect = collect_diagnostics
+        self._update_firmware = update_firmware
+        self._rollout: asyncio.Task[None] | None = None  # one firmware rollout at a time
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Event()
@@ -178,6 +181,7 @@ class Dashboard:
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/api/connectors/{connector}/{action}", self._connector_action)
         app.router.add_post("/api/diagnostics", self._diagnostics)
+        app.router.add_post("/api/firmware", self._firmware)
         return app
 
     async def start(self) -> None:
@@ -424,6 +428,26 @@ class Dashboard:
         except PortError as exc:
             return web.json_response({"error": str(exc) or type(exc).__name__}, status=409)
         return web.json_response({"ok": True})
+
+    async def _firmware(self, request: web.Request) -> web.Response:
+        """Start a firmware rollout from a location (as UpdateFirmware does); 202 at once, the
+        progress follows on /ws (`progress.firmware`, `firmware_status`)."""
+        denied = await self._authorized(request)
+        if denied is not None:
+            return denied
+        if self._update_firmware is None:
+            return web.json_response({"error": "firmware updates are not available"}, status=503)
+        if self._rollout is not None and not self._rollout.done():
+            return web.json_response({"error": "a firmware rollout is running"}, status=409)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        location = body.get("location") if isinstance(body, dict) else None
+        if not isinstance(location, str) or not location:
+            return web.json_response({"error": 'expected JSON {"location": "URL"}'}, status=400)
+        self._rollout = self._tasks.spawn(self._update_firmware(location), "dashboard-rollout")
+        return web.json_response({"ok": True, "location": location}, status=202)
 
     async def _diagnostics(self, request: web.Request) -> web.Response:
         denied = await self._authorized(request)
