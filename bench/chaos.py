@@ -224,8 +224,11 @@ class Chaos:
         scenarios = {}
         for c in guns:
             path = self.root / f"gun{c}.txt"
+            # The satellites link (static addresses) before the main's OCPP session is up: a
+            # swipe then would be refused offline, so the driver waits a few seconds first.
             path.write_text(
-                f"plugin\nauth {TAG}\nwait_pwm\ndraw_power_regulated 16,3\nsleep 1000000\n"
+                f"sleep 15\nplugin\nauth {TAG}\nwait_pwm\ndraw_power_regulated 16,3\n"
+                "sleep 1000000\n"
             )
             scenarios[c] = path
         layout = prepare(
