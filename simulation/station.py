@@ -115,6 +115,7 @@ def prepare(
         {
             "scenario": str(scenarios[1]) if 1 in scenarios else None,
             "sample_rate_hz": sample_rate_hz,
+            "meter_signing": True,  # every board signs its own readings (OCMF), as deployed
         },
     )
     main_text += _table("link", link)
@@ -147,6 +148,7 @@ def prepare(
             {
                 "scenario": str(scenarios[connector]) if connector in scenarios else None,
                 "sample_rate_hz": sample_rate_hz,
+                "meter_signing": True,
             },
         )
         text += _table("link", link)

@@ -148,6 +148,7 @@ function gunCard(c) {
       <dt>CP / temp</dt><dd data-field="cp"></dd>
       <dt>Link</dt><dd data-field="link"></dd>
       <dt>Errors</dt><dd data-field="errors"></dd>
+      <dt>Signed</dt><dd data-field="signed" class="signed" title="the board's last OCMF record (check it with chargeport meter verify)"></dd>
     </dl>
     <div class="chart" data-points="0"></div>
     <div class="actions">
@@ -196,6 +197,8 @@ function renderGun(g, s) {
   setField(el, "cp", `${s.cp_state} · ${s.temperature_c.toFixed(1)} °C`);
   setField(el, "link", `${up ? "up" : "down"} · fw ${s.firmware_version} · boot ${s.boot_id.slice(0, 8)}`);
   setField(el, "errors", faults.join(", ") || "none");
+  // The board's own signed reading (OCMF), as transparency software takes it: shown whole.
+  setField(el, "signed", s.signed_meter || "—");
   el.querySelector('[data-action="enable"]').disabled = !operator || s.enabled;
   el.querySelector('[data-action="disable"]').disabled = !operator || !s.enabled;
 }

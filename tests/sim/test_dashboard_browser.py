@@ -120,7 +120,7 @@ def points(page: Page, connector: int) -> int:
 SHOWN = """() => ({
     version: document.body.dataset.version,
     guns: [...document.querySelectorAll('section.gun')].map(g => Object.fromEntries(
-        ['power', 'meter', 'state', 'link'].map(
+        ['power', 'meter', 'state', 'link', 'signed'].map(
             f => [f, g.querySelector(`[data-field="${f}"]`).textContent]))),
 })"""
 
@@ -175,6 +175,8 @@ def test_dashboard_charts_numbers_login_and_phone(sim: str, browser: Browser) ->
         assert fields["meter"].startswith(f"{gun['energy_wh'] / 1000:.3f} kWh")
         assert fields["state"] == gun["state"] == "Charging"
         assert fields["link"].startswith("up ")
+        # Each board signs its transaction's begin (OCMF); the page shows the record whole.
+        assert fields["signed"] == gun["signed_meter"] and fields["signed"].startswith("OCMF|")
     # ... and that snapshot is the station's: /api/state a moment later agrees.
     state = get_state(sim)
     assert state is not None
