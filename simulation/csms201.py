@@ -3,7 +3,10 @@
 It accepts BootNotification, records StatusNotifications per EVSE, answers Authorize from a
 set of accepted tokens, records TransactionEvents per transaction (the station generates the
 ids), NotifyReport / NotifyEvent / ReportChargingProfiles, and sends commands to a connected
-charging station. Security profile 1 (Basic auth) is optional. The 1.6 one is `csms.py`.
+charging station. Security profiles 1-3 are optional: Basic auth (`password`), TLS
+(`ssl_context`, wss://), client certificates (a context that asks for them: a verified one is
+the login); with a `signer` (CA certificate and key) it signs SignCertificate's CSR and sends
+CertificateSigned. The 1.6 one is `csms.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +25,10 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from ocpp.exceptions import InternalError
+from ocpp.routing import after as _untyped_after
 from ocpp.routing import on as _untyped_on
 from ocpp.v201 import ChargePoint as _V201ChargePoint
 from ocpp.v201 import call, call_result
@@ -31,6 +38,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from chargeport.tasks import OwnedTasks
+from simulation.csms import sign_csr
 
 __all__ = ["CentralSystem201", "Csms201Connection", "Transaction201"]
 
@@ -43,6 +51,21 @@ def on(action: Action) -> Callable[[_F], _F]:
     """`ocpp.routing.on`, typed."""
     decorator: Callable[[_F], _F] = _untyped_on(action)
     return decorator
+
+
+def after(action: Action) -> Callable[[_F], _F]:
+    """`ocpp.routing.after`, typed: runs once the CALLRESULT is sent."""
+    decorator: Callable[[_F], _F] = _untyped_after(action)
+    return decorator
+
+
+def _common_name(peer: Any) -> str:
+    """The CN of a peer certificate as `ssl` reports it ("" without one)."""
+    for rdn in (peer or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return ""
 
 
 def _now() -> str:
@@ -189,6 +212,28 @@ class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
         self._record("SecurityEventNotification", kw)
         return call_result.SecurityEventNotification()
 
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **kw: Any) -> Any:
+        self._record("SignCertificate", {"csr": csr, **kw})
+        ok = self.csms.signer is not None
+        return call_result.SignCertificate(status="Accepted" if ok else "Rejected")
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, csr: str, **kw: Any) -> None:
+        if self.csms.signer is not None:
+            ca_cert, ca_key = self.csms.signer
+            chain = sign_csr(csr, ca_cert, ca_key)
+            self.csms._tasks.spawn(self._send_signed(chain), "csms201-certificate-signed")
+
+    async def _send_signed(self, chain: str) -> None:
+        result = await self.call(
+            call.CertificateSigned(
+                certificate_chain=chain, certificate_type="ChargingStationCertificate"
+            ),
+            suppress=False,
+        )
+        self._record("CertificateSigned.result", {"status": result.status})
+
 
 class CentralSystem201:
     """The 2.0.1 central system: a websockets server plus what it recorded."""
@@ -201,12 +246,18 @@ class CentralSystem201:
         boot_interval: int = 300,
         password: str = "",
         response_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        signer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
     ) -> None:
         self.accepted_tags = {t.casefold() for t in accepted_tags}
         self.boot_status = boot_status
         self.boot_interval = boot_interval
         self.password = password
         self.response_timeout = response_timeout
+        self.ssl_context = ssl_context
+        self.signer = signer
+        self.logins: list[tuple[str, str]] = []  # (Authorization scheme, client cert CN)
+        self.rejected_logins = 0
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.statuses: list[tuple[int, str]] = []
         self.frames: list[tuple[str, str]] = []  # (CALL, action) | (CALLRESULT, unique id)
@@ -222,7 +273,8 @@ class CentralSystem201:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}/ocpp"
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(
@@ -231,6 +283,7 @@ class CentralSystem201:
             port or self.port,
             subprotocols=[Subprotocol("ocpp2.0.1")],
             process_request=self._check_auth,
+            ssl=self.ssl_context,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -249,11 +302,19 @@ class CentralSystem201:
         await self.stop()
 
     def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
+        peer = conn.transport.get_extra_info("peercert")
+        self.logins.append(
+            (request.headers.get("Authorization", "").split(" ")[0], _common_name(peer))
+        )
+        if peer:
+            return None  # security profile 3: the verified client certificate is the login
         if not self.password:
             return None
         cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
         expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
+            self.rejected_logins += 1
+            self.changed()
             return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
         return None
 
@@ -295,6 +356,10 @@ class CentralSystem201:
 
     def actions(self, name: str) -> list[dict[str, Any]]:
         return [p for a, p in self.messages if a == name]
+
+    def security_events(self) -> list[str]:
+        """The types of the SecurityEventNotifications received, in order."""
+        return [str(p["type"]) for p in self.actions("SecurityEventNotification")]
 
     def last_status(self, evse_id: int) -> str | None:
         found = [s for e, s in self.statuses if e == evse_id]

@@ -63,7 +63,15 @@ from main_node.ocpp.session_ops import Offline, wait_event
 from main_node.ocpp.signed_firmware import SignedFirmware
 from system_aggregator.api import StationSystem
 
-__all__ = ["TLS12_CIPHERS", "SecurityHost", "SessionSecurity", "client_context"]
+__all__ = [
+    "TLS12_CIPHERS",
+    "SecurityHost",
+    "SessionSecurity",
+    "client_context",
+    "load_credentials",
+    "save_credentials",
+    "security_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,51 @@ def _security_dir(conn: sqlite3.Connection, station_id: str) -> Path:
         if name == "main" and file:
             return Path(file).parent / "ocpp-security"
     return Path(tempfile.gettempdir()) / f"chargeport-ocpp-security-{station_id}"
+
+
+def security_dir(conn: sqlite3.Connection, station_id: str) -> Path:
+    """`ocpp-security/` beside the station database (the state dir); shared by the 1.6 and
+    2.0.1 edges, so a station keeps its certificates whichever protocol it speaks."""
+    return _security_dir(conn, station_id)
+
+
+def load_credentials(
+    conn: sqlite3.Connection, derived: Credentials
+) -> tuple[Credentials, Credentials | None]:
+    """The persisted committed and pending credentials (`derived` = the station config's);
+    shared by the 1.6 and 2.0.1 edges."""
+    conn.execute(_STATE)
+    rows = dict(conn.execute("SELECT name, value FROM security_state").fetchall())
+    if "profile" not in rows:
+        return derived, None
+    try:
+        # A profile only goes up: the station config cannot lower one the CSMS raised.
+        committed = Credentials(
+            max(int(rows["profile"]), derived.profile), rows.get("key") or derived.key
+        )
+        pending = None
+        if "pending_profile" in rows:
+            pending = Credentials(int(rows["pending_profile"]), rows.get("pending_key", ""))
+    except ValueError:
+        log.error("stored security profile unreadable: the station config's is used")
+        return derived, None
+    return committed, pending
+
+
+def save_credentials(conn: sqlite3.Connection, effect: Persist) -> None:
+    """Persist a `Persist` effect of the profile core (shared by the 1.6 and 2.0.1 edges)."""
+    values = {"profile": str(effect.committed.profile), "key": effect.committed.key}
+    if effect.pending is not None:
+        values["pending_profile"] = str(effect.pending.profile)
+        values["pending_key"] = effect.pending.key
+    try:
+        with transaction(conn):
+            conn.execute("DELETE FROM security_state")
+            conn.executemany(
+                "INSERT INTO security_state(name, value) VALUES (?, ?)", values.items()
+            )
+    except sqlite3.Error as exc:  # in force for this run; the file catches up next change
+        log.error("security profile state not saved: %s", exc)
 
 
 class _Key:
@@ -185,35 +238,10 @@ class SessionSecurity:
     # ------------------------------------------------------------ persisted state
 
     def _load(self, derived: Credentials) -> tuple[Credentials, Credentials | None]:
-        rows = dict(self._conn.execute("SELECT name, value FROM security_state").fetchall())
-        if "profile" not in rows:
-            return derived, None
-        try:
-            # A profile only goes up: the station config cannot lower one the CSMS raised.
-            committed = Credentials(
-                max(int(rows["profile"]), derived.profile), rows.get("key") or derived.key
-            )
-            pending = None
-            if "pending_profile" in rows:
-                pending = Credentials(int(rows["pending_profile"]), rows.get("pending_key", ""))
-        except ValueError:
-            log.error("stored security profile unreadable: the station config's is used")
-            return derived, None
-        return committed, pending
+        return load_credentials(self._conn, derived)
 
     def _save(self, effect: Persist) -> None:
-        values = {"profile": str(effect.committed.profile), "key": effect.committed.key}
-        if effect.pending is not None:
-            values["pending_profile"] = str(effect.pending.profile)
-            values["pending_key"] = effect.pending.key
-        try:
-            with transaction(self._conn):
-                self._conn.execute("DELETE FROM security_state")
-                self._conn.executemany(
-                    "INSERT INTO security_state(name, value) VALUES (?, ?)", values.items()
-                )
-        except sqlite3.Error as exc:  # in force for this run; the file catches up next change
-            log.error("security profile state not saved: %s", exc)
+        save_credentials(self._conn, effect)
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:

@@ -66,6 +66,7 @@ class VarSpec:
     values: tuple[str, ...] = ()  # OptionList / MemberList choices
     unit: str | None = None
     minimum: int = 0
+    write_only: bool = False  # never read back (BasicAuthPassword)
 
 
 def _rw(comp: str, var: str, kind: Kind, default: str, **kw: Any) -> VarSpec:
@@ -150,10 +151,16 @@ def catalog(
         _ro("SmartChargingCtrlr", "ProfileStackLevel", "integer", "8"),
         _ro("SmartChargingCtrlr", "RateUnit", "MemberList", "A,W"),
         # SecurityCtrlr (A)
-        _ro("SecurityCtrlr", "SecurityProfile", "integer", str(security_profile)),
+        # SecurityProfile and BasicAuthPassword are written through the shared profile core
+        # (`Security201`, the `write` callback); SecurityProfile and the entries are live.
+        _rw("SecurityCtrlr", "SecurityProfile", "integer", str(security_profile)),
+        _rw("SecurityCtrlr", "BasicAuthPassword", "string", "", write_only=True),
         _ro("SecurityCtrlr", "Identity", "string", station_id),
         _rw("SecurityCtrlr", "OrganizationName", "string", vendor),
         _ro("SecurityCtrlr", "CertificateEntries", "integer", "0"),
+        _ro("SecurityCtrlr", "MaxCertificateChainSize", "integer", "10000"),
+        _rw("SecurityCtrlr", "CertSigningWaitMinimum", "integer", "60", unit="s"),
+        _rw("SecurityCtrlr", "CertSigningRepeatTimes", "integer", "3"),
         # DeviceDataCtrlr (B)
         _ro("DeviceDataCtrlr", "ItemsPerMessage", "integer", "50", instance="GetReport"),
         _ro("DeviceDataCtrlr", "ItemsPerMessage", "integer", "50", instance="GetVariables"),
@@ -229,6 +236,7 @@ class DeviceModel:
         conn: sqlite3.Connection,
         specs: Iterable[VarSpec],
         live: Callable[[VarKey], str | None] = lambda _key: None,
+        write: Callable[[VarKey, str], SetStatus | None] = lambda _key, _value: None,
     ) -> None:
         self._conn = conn
         with transaction(conn):
@@ -237,6 +245,7 @@ class DeviceModel:
         self._components = {(k.component, k.evse, k.connector) for k in self._specs}
         self._names = {k.component for k in self._specs}
         self._live = live
+        self._write = write  # a variable another part owns: its status, else None
         self._values: dict[VarKey, str] = {}
         for comp, evse, conn_id, var, inst, value in conn.execute(
             "SELECT component, evse, connector, variable, instance, value FROM ocpp201_variables"
@@ -280,6 +289,8 @@ class DeviceModel:
             return unknown, None
         if attribute != "Actual":
             return "NotSupportedAttributeType", None
+        if self._specs[key].write_only:
+            return "Rejected", None  # B06: a WriteOnly variable is never read back
         return "Accepted", self.value(key)
 
     def set(self, key: VarKey, value: str, attribute: str = "Actual") -> SetStatus:
@@ -292,6 +303,9 @@ class DeviceModel:
         if attribute != "Actual":
             return "NotSupportedAttributeType"
         spec = self._specs[key]
+        owned = self._write(key, value) if spec.writable else None
+        if owned is not None:
+            return owned
         stored = normalise(spec, value) if spec.writable else None
         if stored is None:
             return "Rejected"
@@ -324,17 +338,16 @@ class DeviceModel:
                 characteristics["valuesList"] = ",".join(spec.values)
             if spec.unit:
                 characteristics["unit"] = spec.unit
+            attribute: dict[str, Any] = {"type": "Actual"}
+            if spec.write_only:
+                attribute["mutability"] = "WriteOnly"  # B07: no value reported
+            else:
+                attribute["value"] = self.value(key)[:2500]
+                attribute["mutability"] = "ReadWrite" if spec.writable else "ReadOnly"
+            attribute.update(persistent=True, constant=False)
             yield {
                 "component": component,
                 "variable": variable,
-                "variableAttribute": [
-                    {
-                        "type": "Actual",
-                        "value": self.value(key)[:2500],
-                        "mutability": "ReadWrite" if spec.writable else "ReadOnly",
-                        "persistent": True,
-                        "constant": False,
-                    }
-                ],
+                "variableAttribute": [attribute],
                 "variableCharacteristics": characteristics,
             }

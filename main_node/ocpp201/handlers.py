@@ -93,6 +93,10 @@ class _Handlers:
             "GetCompositeSchedule": self.get_composite_schedule,
             "UpdateFirmware": self.update_firmware,
             "GetLog": self.get_log,
+            "InstallCertificate": self.install_certificate,
+            "GetInstalledCertificateIds": self.get_installed_certificate_ids,
+            "DeleteCertificate": self.delete_certificate,
+            "CertificateSigned": self.certificate_signed,
         }
 
     # ---------------------------------------------------------------- B: provisioning
@@ -131,7 +135,14 @@ class _Handlers:
                     "variable": item["variable"],
                 }
             )
-        return call_result.SetVariables(set_variable_result=results)
+        answer = call_result.SetVariables(set_variable_result=results)
+        if self.s.security.reconnect_due:  # A01 / A05: a new connection once this is out
+
+            async def reconnect() -> None:
+                self.s.reconnect_if_due()
+
+            return Answer(answer, reconnect)
+        return answer
 
     async def get_base_report(self, req: call.GetBaseReport) -> Any:
         if req.report_base not in (
@@ -389,9 +400,35 @@ class _Handlers:
             async def work() -> None:
                 await self.s.async_log_status(self.s.log_status, None)
 
+        elif message == "SignChargingStationCertificate":  # A02 / F06
+            work = self.s.async_sign_certificate
+
         else:
             return call_result.TriggerMessage(status="NotImplemented")
         return Answer(call_result.TriggerMessage(status="Accepted"), work)
+
+    # ---------------------------------------------------------------- A / M: certificates
+
+    async def install_certificate(self, req: call.InstallCertificate) -> Any:
+        status = self.s.security.install(req.certificate_type, req.certificate)
+        log.info("InstallCertificate %s: %s", req.certificate_type, status)
+        return call_result.InstallCertificate(status=status)
+
+    async def get_installed_certificate_ids(self, req: call.GetInstalledCertificateIds) -> Any:
+        chains = self.s.security.installed_ids(req.certificate_type)
+        if not chains:
+            return call_result.GetInstalledCertificateIds(status="NotFound")
+        return call_result.GetInstalledCertificateIds(
+            status="Accepted", certificate_hash_data_chain=chains
+        )
+
+    async def delete_certificate(self, req: call.DeleteCertificate) -> Any:
+        status = self.s.security.delete(req.certificate_hash_data)
+        return call_result.DeleteCertificate(status=status)
+
+    async def certificate_signed(self, req: call.CertificateSigned) -> Any:
+        status = self.s.security.accept_signed(req.certificate_chain, req.certificate_type)
+        return call_result.CertificateSigned(status=status)
 
     async def data_transfer(self, req: call.DataTransfer) -> Any:
         return call_result.DataTransfer(status="UnknownVendorId")

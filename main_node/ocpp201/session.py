@@ -20,13 +20,11 @@ Theory of operation (the same shape as the 1.6 session in `main_node.ocpp.client
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import itertools
 import logging
 import sqlite3
-import ssl
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -66,6 +64,7 @@ from main_node.ocpp201.device_model import DeviceModel, VarKey, catalog
 from main_node.ocpp201.journal import EventJournal
 from main_node.ocpp201.profiles import profile_to_engine, tx_number
 from main_node.ocpp201.rpc import SUBPROTOCOL, CallRefused, Rpc
+from main_node.ocpp201.security import Security201, event_name
 from main_node.ocpp201.tx_events import EvseTx, TxPoints, meter_value
 from system_aggregator.api import StationSystem
 
@@ -144,19 +143,28 @@ class Session201:
         self.clock = clock or RealClock()
         self._limit_sink = limit_sink
         self._on_connection = on_connection
-        profile = 2 if options.url.startswith("wss://") else 1 if options.basic_auth_password else 0
+        # Security profiles and certificates (A, M), shared with the 1.6 security extension.
+        self.security = Security201(
+            conn,
+            url=options.url,
+            station_id=options.station_id,
+            password=options.basic_auth_password,
+            ca_file=options.ca_file,
+            now=self.now,
+        )
         self.device = DeviceModel(
             conn,
             catalog(
                 ports,
                 heartbeat_s=options.heartbeat_interval_s,
                 sample_s=options.meter_value_sample_interval_s,
-                security_profile=profile,
+                security_profile=self.security.profile,
                 station_id=options.station_id,
                 vendor=options.vendor,
                 model=options.model,
             ),
             live=self._live_value,
+            write=self._write_variable,
         )
         self.auth = AuthStore(conn)
         self.authorization = Authorization(
@@ -190,6 +198,8 @@ class Session201:
         self._firmware_request: int | None = None
         self._log_request: int | None = None
         self._rpc: Rpc | None = None
+        self._ws: ClientConnection | None = None
+        self._signing = False
         self._boot_accepted = False
         self._live: asyncio.Queue[tuple[Any, asyncio.Future[Any] | None]] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -236,6 +246,10 @@ class Session201:
                 return "Available" if self.operative(0) else "Unavailable"
             if key.evse is not None:
                 return self.status_of(key.evse)
+        if key.component == "SecurityCtrlr" and key.variable == "SecurityProfile":
+            return str(self.security.profile)
+        if key.component == "SecurityCtrlr" and key.variable == "CertificateEntries":
+            return str(len(self.security.store.installed()))
         if key.component == "LocalAuthListCtrlr" and key.variable == "Entries":
             return str(self.auth.local_list_size())
         if key.component == "SmartChargingCtrlr" and key.variable == "Entries":
@@ -243,6 +257,51 @@ class Session201:
         if key.component == "EVSE" and key.variable == "Available" and key.evse is not None:
             return "true" if self.operative(key.evse) else "false"
         return None
+
+    def _write_variable(self, key: VarKey, value: str) -> Any:
+        """SetVariables of a variable the shared security core owns (A01, A05-style)."""
+        if key.component == "SecurityCtrlr" and key.variable == "SecurityProfile":
+            return self.security.set_profile(value)
+        if key.component == "SecurityCtrlr" and key.variable == "BasicAuthPassword":
+            return self.security.set_password(value)
+        return None
+
+    def reconnect_if_due(self) -> None:
+        """After a SetVariablesResponse is out: a raised profile or a new password takes a
+        new connection (the core falls back when it fails)."""
+        ws = self._ws
+        if self.security.take_reconnect() and ws is not None:
+            log.info("security settings changed: reconnecting (profile %d)", self.security.profile)
+            self.spawn(ws.close())
+
+    async def async_sign_certificate(self) -> None:
+        """SignCertificateRequest with a CSR of the station's key (A02); without a
+        CertificateSigned within CertSigningWaitMinimum seconds it is sent again, the wait
+        doubling, at most CertSigningRepeatTimes more times (A02.FR.17..19)."""
+        if self._signing:
+            return  # one request at a time; the running one repeats itself
+        self._signing = True
+        try:
+            wait = self.interval("SecurityCtrlr", "CertSigningWaitMinimum")
+            repeats = self.device.int_value("SecurityCtrlr", "CertSigningRepeatTimes")
+            organization = self.device.value(VarKey("SecurityCtrlr", "OrganizationName"))
+            for _ in range(1 + repeats):
+                csr = self.security.csr(organization)
+                self.security.signed.clear()
+                result = await self.request(
+                    call.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate")
+                )
+                if result.status != "Accepted":
+                    log.warning("SignCertificate: the CSMS answered %s", result.status)
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._real_s(wait)):
+                        await self.security.signed.wait()
+                        return
+                wait *= 2
+            log.warning("SignCertificate: no CertificateSigned came; giving up until triggered")
+        finally:
+            self._signing = False
 
     def operative(self, cid: int) -> bool:
         return self.availability.effective(cid) == "Operative"
@@ -321,28 +380,28 @@ class Session201:
             "open_timeout": 10,
             "max_size": MAX_FRAME_BYTES,
         }
-        if self.options.basic_auth_password:
-            token = f"{self.options.station_id}:{self.options.basic_auth_password}"
-            basic = base64.b64encode(token.encode()).decode()
-            kwargs["additional_headers"] = {"Authorization": f"Basic {basic}"}
-        if self.options.url.startswith("wss://"):
-            kwargs["ssl"] = ssl.create_default_context(cafile=self.options.ca_file or None)
+        kwargs.update(self.security.connect_kwargs())
         return kwargs
 
     async def _connection_loop(self) -> None:
         delay = self.options.backoff_initial_s
-        url = csms_endpoint(self.options.url, self.options.station_id)
         while True:
+            url = csms_endpoint(self.security.url(), self.options.station_id)
             try:
                 async with connect(url, **self._connect_kwargs()) as ws:
                     delay = self.options.backoff_initial_s
+                    self._ws = ws
+                    self.security.opened()
                     await self._serve(ws)
             except* _LINK_ERRORS as group:
                 log.info("CSMS connection lost or refused: %s", group.exceptions[0])
+                self.security.failed(group.exceptions[0])  # says nothing once it had opened
             except* Exception as group:  # a bug of ours: logged, the connection retried
                 log.error("OCPP 2.0.1 connection failed", exc_info=group.exceptions[0])
             finally:
                 self._rpc = None
+                self._ws = None
+                self.security.closed()
                 if self.connected.is_set() and self._on_connection is not None:
                     self._on_connection(False)
                 self.connected.clear()
@@ -460,7 +519,7 @@ class Session201:
         try:
             await rpc.call(
                 call.SecurityEventNotification(
-                    type=event.kind,
+                    type=event_name(event.kind),
                     timestamp=format_datetime(event.at),
                     tech_info=event.detail or None,
                 )

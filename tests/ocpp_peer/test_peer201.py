@@ -278,7 +278,7 @@ async def test_authorization_reservation_availability_and_faults_c_d_g_h_n(
         ('[2,"m2","ClearCache",{"bogus":true}]', "FormatViolation"),
         ('[2,"m3","FlyToTheMoon",{}]', "NotImplemented"),
         (
-            '[2,"m4","InstallCertificate",{"certificateType":"V2GRootCertificate","certificate":"x"}]',
+            '[2,"m4","ClearVariableMonitoring",{"id":[1]}]',
             "NotSupported",
         ),
         ('[2,"m5","Reset",{"type":"Sometime"}]', "PropertyConstraintViolation"),
