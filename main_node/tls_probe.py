@@ -27,13 +27,18 @@ from chargeport.pki import ca_cert_path, main_pair
 
 __all__ = ["explain_certificate", "looks_like_tls_failure", "probe_peer"]
 
-# Fragments of gRPC C-core's texts for a failed TLS handshake (any version seen so far).
+# Fragments of gRPC C-core's texts for a refused TLS handshake (any version seen so far) ...
 _TLS_MARKERS = ("ssl", "handshake", "certificate", "peer name", "tls", "verification")
+# ... unless the transport itself broke during it: a cut cable or a proxy that drops the
+# connection also fails "the handshake", and must not be reported as a certificate problem.
+_TRANSPORT_MARKERS = ("connection reset", "socket closed", "connection refused", "timed out", "eof")
 
 
 def looks_like_tls_failure(details: str) -> bool:
     """True when a gRPC error's details point at the TLS handshake, not the network."""
     text = details.lower()
+    if any(marker in text for marker in _TRANSPORT_MARKERS):
+        return False
     return any(marker in text for marker in _TLS_MARKERS)
 
 
@@ -123,6 +128,8 @@ def probe_peer(
         ):
             der = tls.getpeercert(binary_form=True)
     except ssl.SSLError as exc:
+        if "ALERT" not in str(exc.reason or "").upper():
+            return None  # the connection broke mid-handshake (network), no refusal was sent
         return (
             f"satellite at {where} refused this main's certificate ({exc.reason}): the main "
             "and the satellite must hold certificates from the same `chargeport pki init`"

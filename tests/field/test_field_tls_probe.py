@@ -98,6 +98,12 @@ def test_each_refusal_reason_is_named(station: Path, foreign: Path) -> None:
             True,
         ),
         ("failed to connect to all addresses; last error: Connection refused", False),
+        # A link cut during the handshake is the network, not a certificate.
+        (
+            "ipv4:127.0.0.1:34309: Handshake read failed (recvmsg:Connection reset by peer (104))",
+            False,
+        ),
+        ("ipv4:127.0.0.1:34309: Handshake read failed (Socket closed)", False),
     ],
 )
 def test_tls_failures_are_told_from_network_failures(details: str, tls: bool) -> None:
@@ -146,3 +152,22 @@ async def test_probe_accepts_the_right_satellite(station: Path) -> None:
 
 async def _probe(port: int, pki: Path) -> str | None:
     return await asyncio.to_thread(probe_peer, "127.0.0.1", port, serial="SAT-0002", pki_dir=pki)
+
+
+@pytest.mark.integration
+async def test_a_connection_cut_mid_handshake_is_not_called_a_certificate_problem(
+    station: Path,
+) -> None:
+    """A cable cut or a dropping proxy breaks the handshake too: that is the network."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(10)
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await _probe(port, station) is None
+    finally:
+        server.close()
+        await server.wait_closed()
