@@ -118,7 +118,12 @@ class _Recorded:
         return raw
 
     async def send(self, message: str) -> None:
-        await self._ws.send(message)
+        try:
+            await self._ws.send(message)
+        except websockets.ConnectionClosed:
+            # The station is closing (a reconnect for new security settings): this answer is
+            # lost, but what it sent before its close frame is still read and routed.
+            log.info("answer not sent: the station closed the connection")
 
 
 class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]

@@ -276,3 +276,49 @@ def test_event_names_2_0_1() -> None:
     }
     for shared, sent in table.items():
         assert event_name(shared) == sent
+
+
+async def test_raised_profile_that_fails_falls_back_and_reports_it(tmp_path: Path) -> None:
+    """Profile 1 -> 2 is Accepted (a CSMS root is installed) but the CSMS does not speak TLS:
+    the station falls back to profile 1 and reconnects there, reporting the reconfiguration
+    and SecurityProfileFallback (the shared core's rules)."""
+    trust(tmp_path, Ca.make("CSMS root"))
+    async with (
+        CentralSystem201(password=PASSWORD) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, basic_auth_password=PASSWORD) as station,
+    ):
+        await until(lambda: station.session.online)
+        connects = csms.connects
+        assert await csms.set_variable("SecurityCtrlr", "SecurityProfile", "2") == "Accepted"
+        await csms.wait_for(lambda: "SecurityProfileFallback" in csms.security_events())
+        assert csms.connects > connects  # back in over ws:// with profile 1
+        assert station.session.security.profile == 1
+        assert "ReconfigurationOfSecurityParameters" in csms.security_events()
+        assert (await variable(csms, "SecurityCtrlr", "SecurityProfile"))["attribute_value"] == "1"
+
+
+async def test_untrusted_csms_certificate_is_refused_and_reported(tmp_path: Path) -> None:
+    """A CSMS certificate from a foreign CA: no login is sent, and InvalidCsmsCertificate
+    reaches the CSMS once it shows a certificate the station trusts."""
+    ours, foreign = Ca.make("CSMS root"), Ca.make("Someone else")
+    trust(tmp_path, ours)
+    csms = CentralSystem201(
+        password=PASSWORD, ssl_context=server_context(tmp_path / "bad", foreign)
+    )
+    await csms.start()
+    port = csms.port
+    try:
+        async with running_station(
+            tmp_path / "db.sqlite", csms.url, basic_auth_password=PASSWORD
+        ) as station:
+            journal = station.session.security_events
+            await until(
+                lambda: any(k == "InvalidCentralSystemCertificate" for k, _, _ in journal.all())
+            )
+            assert csms.logins == []  # the password never went to the impostor
+            await csms.stop()
+            csms.ssl_context = server_context(tmp_path / "good", ours)
+            await csms.start(port)
+            await csms.wait_for(lambda: "InvalidCsmsCertificate" in csms.security_events())
+    finally:
+        await csms.stop()
