@@ -322,3 +322,19 @@ async def test_untrusted_csms_certificate_is_refused_and_reported(tmp_path: Path
             await csms.wait_for(lambda: "InvalidCsmsCertificate" in csms.security_events())
     finally:
         await csms.stop()
+
+
+async def test_refused_new_password_falls_back_to_the_old_one_a01(tmp_path: Path) -> None:
+    """A01 with a password the CSMS does not know: the new connection gets a 401, the station
+    goes back to the password that worked and reports both (shared core, 2.0.1 names)."""
+    async with (
+        CentralSystem201(password=PASSWORD) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url, basic_auth_password=PASSWORD) as station,
+    ):
+        await until(lambda: station.session.online)
+        new = "nobody-knows-this-one-7"
+        assert await csms.set_variable("SecurityCtrlr", "BasicAuthPassword", new) == "Accepted"
+        await csms.wait_for(lambda: "SecurityProfileFallback" in csms.security_events())
+        assert csms.rejected_logins >= 1
+        assert "FailedToAuthenticateAtCsms" in csms.security_events()
+        assert station.session.security.core.in_use().key == PASSWORD
