@@ -69,6 +69,9 @@ log = logging.getLogger(__name__)
 
 MAX_CERTIFICATES = 10  # SecurityCtrlr.CertificateEntries is at most this
 MAX_CHAIN_SIZE = 10000  # SecurityCtrlr.MaxCertificateChainSize
+# A03: the station asks for a new certificate this long before its own expires (the spec
+# leaves the moment to the station; no standard variable sets it).
+RENEW_BEFORE_S = 30 * 24 * 3600
 
 # InstallCertificateUseEnumType / GetCertificateIdUseEnumType -> the shared store's kinds.
 ROOT_TYPES_201 = {
@@ -283,6 +286,13 @@ class Security201:
         """A CSR of the station's key (A02.FR.02): CN = SecurityCtrlr.Identity, O =
         SecurityCtrlr.OrganizationName."""
         return self.store.csr(self._station_id, organization)
+
+    def renewal_due(self) -> bool:
+        """A03: the client certificate expires within `RENEW_BEFORE_S`: ask for a new one."""
+        chain = self.store.client_chain()
+        if not chain:
+            return False
+        return chain[0].not_valid_after_utc.timestamp() - self._now() < RENEW_BEFORE_S
 
     def accept_signed(self, chain: str, certificate_type: str | None) -> SetStatus:
         """CertificateSigned (A02.FR.05..): the chain must be for the station's key and chain

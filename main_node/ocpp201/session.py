@@ -425,6 +425,8 @@ class Session201:
             self.connected.set()
             if self._on_connection is not None:
                 self._on_connection(True)
+            if self.security.renewal_due():  # A03: before the client certificate expires
+                self.spawn(self.async_sign_certificate())
             self._last_status.clear()  # every status again after a (re)connect (G01)
             self._queue_statuses()
             tg.create_task(self._sender_loop(rpc))

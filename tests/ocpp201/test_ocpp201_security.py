@@ -338,3 +338,25 @@ async def test_refused_new_password_falls_back_to_the_old_one_a01(tmp_path: Path
         assert csms.rejected_logins >= 1
         assert "FailedToAuthenticateAtCsms" in csms.security_events()
         assert station.session.security.core.in_use().key == PASSWORD
+
+
+async def test_expiring_client_certificate_is_renewed_by_the_station_a03(tmp_path: Path) -> None:
+    """A03: a profile 3 station whose certificate expires within 30 days sends SignCertificate
+    on connecting by itself; the CertificateSigned chain replaces the old certificate."""
+    ca = Ca.make("CSMS root")
+    store = trust(tmp_path, ca)
+    old, _ = issue(ca, ID, key=store.key(), start_days=-355, days=365)  # 10 days left
+    store.store_client_chain(pem(old) + ca.pem)
+    ctx = server_context(tmp_path / "c", ca, client_ca=ca)
+    async with (
+        CentralSystem201(ssl_context=ctx, signer=(ca.cert, ca.key)) as csms,
+        running_station(tmp_path / "db.sqlite", csms.url) as station,
+    ):
+        await until(lambda: station.session.online)
+        assert csms.logins[-1] == ("", ID)  # profile 3 with the old certificate
+        signed = await csms.wait_for(lambda: csms.actions("CertificateSigned.result"))
+        assert signed[0]["status"] == "Accepted"
+        assert len(csms.actions("SignCertificate")) == 1
+        renewed = store.client_chain()[0]
+        assert renewed.not_valid_after_utc > old.not_valid_after_utc
+        assert not station.session.security.renewal_due()
