@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,13 @@ from main_node.port_ledger import Ledger
 from main_node.tls_probe import looks_like_tls_failure, probe_peer
 
 __all__ = ["LinkRefused", "SatelliteLink"]
+
+
+def _cause(text: str) -> str:
+    """An error text without its parenthesised details: what makes two errors the same."""
+    while (bare := re.sub(r"\([^()]*\)", "", text)) != text:  # inner parentheses first
+        text = bare
+    return text.strip()
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +405,9 @@ class SatelliteLink:
         return True
 
     def _note_error(self, text: str) -> None:
-        if text != self.last_error:
+        # Logged once per cause: gRPC's text alternates details in parentheses ("Socket
+        # closed", "Connection reset") for one and the same unreachable board.
+        if _cause(text) != _cause(self.last_error):
             log.warning("satellite %s: %s", self.serial, text)
         self.last_error = text
 

@@ -84,3 +84,15 @@ async def test_foreign_ca_is_one_readable_error(
     lines = await refused_lines(tmp_path, tmp_path / "foreign", caplog)
     assert len(lines) == 1, lines
     assert "station CA" in lines[0] or "same `chargeport pki init`" in lines[0], lines
+
+
+def test_one_unreachable_board_is_one_warning_whatever_grpc_adds_in_parentheses() -> None:
+    from main_node.satellite_link import _cause
+
+    closed = "UNAVAILABLE: last error: ipv4:10.0.0.12:50051: Handshake read failed (Socket closed)"
+    reset = (
+        "UNAVAILABLE: last error: ipv4:10.0.0.12:50051: Handshake read failed "
+        "(recvmsg:Connection reset by peer (104))"
+    )
+    assert _cause(closed) == _cause(reset)
+    assert _cause(closed) != _cause("UNAVAILABLE: last error: Connection refused")
