@@ -90,6 +90,7 @@ def _cause(text: str) -> str:
         text = bare
     return text.strip()
 
+
 log = logging.getLogger(__name__)
 
 
