@@ -94,6 +94,8 @@ class Transaction201:
                 continue
             for mv in event.get("meter_value") or []:
                 for sv in mv["sampled_value"]:
+                    if sv.get("format") == "SignedData":  # a 1.6-style signed record
+                        continue
                     if sv.get("measurand", "Energy.Active.Import.Register") == (
                         "Energy.Active.Import.Register"
                     ):

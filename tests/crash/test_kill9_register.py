@@ -64,6 +64,8 @@ def register_wh(state: Path) -> float:
 def energy_of(meter_values: list[dict]) -> float:  # type: ignore[type-arg]
     for mv in meter_values:
         for sv in mv.get("sampled_value", []):
+            if sv.get("format") == "SignedData":
+                continue  # the board's OCMF record beside the reading
             if sv.get("measurand", "Energy.Active.Import.Register") == (
                 "Energy.Active.Import.Register"
             ):
