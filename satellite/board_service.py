@@ -9,6 +9,8 @@ Status codes (the client in main_node/remote_board.py maps them back):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, NoReturn
 
@@ -30,6 +32,8 @@ from chargeport.v1 import link_pb2_grpc
 from satellite.board_system import check_board_time
 
 __all__ = ["BoardServicer", "progress_to_pb"]
+
+DRAIN_S = 2.0  # how long a refused upload is read on before its status is sent
 
 
 def progress_to_pb(p: FirmwareProgress) -> pb.FirmwareProgress:
@@ -98,6 +102,13 @@ class BoardServicer(link_pb2_grpc.BoardServicer):
             async for progress in self._board.install_firmware(chunks(), first.total_size):
                 yield progress_to_pb(progress)
         except BoardError as exc:
+            # Refused mid-stream: read what the main is still sending (bounded) before the
+            # status, or the main's writer races the trailers and sees "Internal error from
+            # Core" instead of the reason (seen in CI under load).
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DRAIN_S):
+                    async for _ in request_iterator:
+                        pass
             await _abort(context, exc, install=True)
 
     async def FirmwareControl(
