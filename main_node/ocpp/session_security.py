@@ -117,6 +117,30 @@ def client_context() -> ssl.SSLContext:
     return ctx
 
 
+def basic_auth_header(station_id: str, key: str) -> dict[str, str]:
+    """The HTTP Basic auth header of profiles 1 and 2 (user = the station's identity)."""
+    token = base64.b64encode(f"{station_id}:{key}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def csms_tls_context(
+    store: CertificateStore, ca_file: str, *, client_certificate: bool
+) -> ssl.SSLContext:
+    """TLS to the CSMS, shared by the 1.6 and 2.0.1 edges: trust the installed CSMS roots (and
+    `ca_file`), else the system's; present the station's certificate for profile 3."""
+    ctx = client_context()
+    roots = store.roots_pem(CSMS_ROOT)
+    if roots:
+        ctx.load_verify_locations(cadata=roots)
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    if not roots and not ca_file:
+        ctx.load_default_certs()
+    if client_certificate:
+        ctx.load_cert_chain(store.cert_path, store.key_path)
+    return ctx
+
+
 def _security_dir(conn: sqlite3.Connection, station_id: str) -> Path:
     """`ocpp-security/` beside the station database (the state dir)."""
     for _, name, file in conn.execute("PRAGMA database_list").fetchall():
@@ -341,8 +365,7 @@ class SessionSecurity:
         creds = self.core.in_use()
         kwargs: dict[str, Any] = {}
         if creds.key and creds.profile != 3:
-            token = base64.b64encode(f"{self._station_id}:{creds.key}".encode()).decode()
-            kwargs["additional_headers"] = {"Authorization": f"Basic {token}"}
+            kwargs["additional_headers"] = basic_auth_header(self._station_id, creds.key)
         url = self.url()
         if url.startswith("wss://"):
             kwargs["ssl"] = self._tls_context(creds.profile)
@@ -359,20 +382,10 @@ class SessionSecurity:
         return kwargs
 
     def _tls_context(self, profile: int) -> ssl.SSLContext:
-        ctx = client_context()
-        roots = self.store.roots_pem(CSMS_ROOT)
-        if roots:
-            ctx.load_verify_locations(cadata=roots)
-        if self._ca_file:
-            ctx.load_verify_locations(cafile=self._ca_file)
-        if not roots and not self._ca_file:
-            ctx.load_default_certs()
-        if profile == 3:
-            chain = self.store.client_chain()
-            if chain:
-                self._check_own_certificate(chain[0])
-                ctx.load_cert_chain(self.store.cert_path, self.store.key_path)
-        return ctx
+        chain = self.store.client_chain() if profile == 3 else []
+        if chain:
+            self._check_own_certificate(chain[0])
+        return csms_tls_context(self.store, self._ca_file, client_certificate=bool(chain))
 
     def _check_own_certificate(self, cert: x509.Certificate) -> None:
         """An expired (or not yet valid) client certificate is a security event, once."""

@@ -21,7 +21,6 @@ station key made once (0600). This module maps them onto 2.0.1's names:
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import sqlite3
 import ssl
@@ -57,7 +56,8 @@ from main_node.ocpp.security_profile import (
     url_for,
 )
 from main_node.ocpp.session_security import (
-    client_context,
+    basic_auth_header,
+    csms_tls_context,
     load_credentials,
     save_credentials,
     security_dir,
@@ -191,8 +191,7 @@ class Security201:
         creds = self.core.in_use()
         kwargs: dict[str, Any] = {}
         if creds.key and creds.profile != 3:
-            token = base64.b64encode(f"{self._station_id}:{creds.key}".encode()).decode()
-            kwargs["additional_headers"] = {"Authorization": f"Basic {token}"}
+            kwargs["additional_headers"] = basic_auth_header(self._station_id, creds.key)
         url = self.url()
         if url.startswith("wss://"):
             kwargs["ssl"] = self._tls_context(creds.profile)
@@ -209,20 +208,10 @@ class Security201:
         return kwargs
 
     def _tls_context(self, profile: int) -> ssl.SSLContext:
-        ctx = client_context()
-        roots = self.store.roots_pem(CSMS_ROOT)
-        if roots:
-            ctx.load_verify_locations(cadata=roots)
-        if self._ca_file:
-            ctx.load_verify_locations(cafile=self._ca_file)
-        if not roots and not self._ca_file:
-            ctx.load_default_certs()
-        if profile == 3:
-            chain = self.store.client_chain()
-            if chain:
-                self._check_own_certificate(chain[0])
-                ctx.load_cert_chain(self.store.cert_path, self.store.key_path)
-        return ctx
+        chain = self.store.client_chain() if profile == 3 else []
+        if chain:
+            self._check_own_certificate(chain[0])
+        return csms_tls_context(self.store, self._ca_file, client_certificate=bool(chain))
 
     def _check_own_certificate(self, cert: x509.Certificate) -> None:
         reason = verify_chain([cert], [cert], self._now())
