@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import websockets
 from cryptography import x509
@@ -44,7 +44,7 @@ from websockets.typing import Subprotocol
 
 from chargeport.tasks import OwnedTasks
 
-__all__ = ["CentralSystem", "CsmsConnection", "Transaction"]
+__all__ = ["CentralSystem", "CsmsConnection", "CsmsServer", "Transaction"]
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,88 @@ class CsmsConnection(_V16ChargePoint):  # type: ignore[misc]
             return json.loads(msg.to_json())
 
 
-class CentralSystem:
+class CsmsServer:
+    """What the 1.6 and 2.0.1 test central systems share: the login check (Basic auth, or a
+    verified client certificate for profile 3), one connection per charge point, and waiting
+    for what they recorded. A subclass sets the attributes below and `_connection`."""
+
+    NAME = "csms"
+    password: str
+    logins: list[tuple[str, str]]
+    rejected_logins: int
+    connections: dict[str, Any]
+    connects: int
+    _changed: asyncio.Condition
+    _tasks: OwnedTasks
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def _connection(self, cp_id: str, ws: ServerConnection) -> Any:
+        """The protocol's connection object for one charge point (it has `start()`)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
+        peer = conn.transport.get_extra_info("peercert")
+        self.logins.append(
+            (request.headers.get("Authorization", "").split(" ")[0], _common_name(peer))
+        )
+        if peer:
+            return None  # security profile 3: the verified client certificate is the login
+        if not self.password:
+            return None
+        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+        expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            self.rejected_logins += 1
+            self.changed()
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
+        conn = self._connection(cp_id, ws)
+        self.connections[cp_id] = conn
+        self.connects += 1
+        self.changed()
+        try:
+            await conn.start()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if self.connections.get(cp_id) is conn:
+                del self.connections[cp_id]
+            self.changed()
+
+    # ------------------------------------------------------------ records
+
+    def changed(self) -> None:
+        self._tasks.spawn(self._notify(), f"{self.NAME}-notify")
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy; returns its value."""
+        async with asyncio.timeout(within_s):
+            async with self._changed:
+                while not (value := predicate()):
+                    await self._changed.wait()
+                return value
+
+
+class CentralSystem(CsmsServer):
     """The central system: a websockets server plus what it recorded."""
 
     def __init__(
@@ -350,61 +431,8 @@ class CentralSystem:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> CentralSystem:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
-        peer = conn.transport.get_extra_info("peercert")
-        self.logins.append(
-            (request.headers.get("Authorization", "").split(" ")[0], _common_name(peer))
-        )
-        if peer:
-            return None  # security profile 3: the verified client certificate is the login
-        if not self.password:
-            return None
-        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
-        expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
-            self.rejected_logins += 1
-            self.changed()
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
-        return None
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        conn = CsmsConnection(cp_id, ws, self)
-        self.connections[cp_id] = conn
-        self.connects += 1
-        self.changed()
-        try:
-            await conn.start()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            if self.connections.get(cp_id) is conn:
-                del self.connections[cp_id]
-            self.changed()
-
-    # ------------------------------------------------------------ records
-
-    def changed(self) -> None:
-        self._tasks.spawn(self._notify(), "csms-notify")
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
-        """Wait until `predicate()` is truthy; returns its value."""
-        async with asyncio.timeout(within_s):
-            async with self._changed:
-                while not (value := predicate()):
-                    await self._changed.wait()
-                return value
+    def _connection(self, cp_id: str, ws: ServerConnection) -> CsmsConnection:
+        return CsmsConnection(cp_id, ws, self)
 
     def id_tag_info(self, id_tag: str) -> dict[str, Any]:
         ok = id_tag.casefold() in self.accepted_tags

@@ -12,7 +12,6 @@ CertificateSigned. The 1.6 one is `csms.py`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import json
@@ -21,7 +20,6 @@ import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any, TypeVar
 
 import websockets
@@ -34,11 +32,10 @@ from ocpp.v201 import ChargePoint as _V201ChargePoint
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from chargeport.tasks import OwnedTasks
-from simulation.csms import sign_csr
+from simulation.csms import CsmsServer, sign_csr
 
 __all__ = ["CentralSystem201", "Csms201Connection", "Transaction201"]
 
@@ -57,15 +54,6 @@ def after(action: Action) -> Callable[[_F], _F]:
     """`ocpp.routing.after`, typed: runs once the CALLRESULT is sent."""
     decorator: Callable[[_F], _F] = _untyped_after(action)
     return decorator
-
-
-def _common_name(peer: Any) -> str:
-    """The CN of a peer certificate as `ssl` reports it ("" without one)."""
-    for rdn in (peer or {}).get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    return ""
 
 
 def _now() -> str:
@@ -242,8 +230,10 @@ class Csms201Connection(_V201ChargePoint):  # type: ignore[misc]
         self._record("CertificateSigned.result", {"status": result.status})
 
 
-class CentralSystem201:
+class CentralSystem201(CsmsServer):
     """The 2.0.1 central system: a websockets server plus what it recorded."""
+
+    NAME = "csms201"
 
     def __init__(
         self,
@@ -301,61 +291,8 @@ class CentralSystem201:
             self._server = None
         await self._tasks.cancel_all()
 
-    async def __aenter__(self) -> CentralSystem201:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def _check_auth(self, conn: ServerConnection, request: Request) -> Response | None:
-        peer = conn.transport.get_extra_info("peercert")
-        self.logins.append(
-            (request.headers.get("Authorization", "").split(" ")[0], _common_name(peer))
-        )
-        if peer:
-            return None  # security profile 3: the verified client certificate is the login
-        if not self.password:
-            return None
-        cp_id = request.path.rstrip("/").rsplit("/", 1)[-1]
-        expected = base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {expected}":
-            self.rejected_logins += 1
-            self.changed()
-            return conn.respond(HTTPStatus.UNAUTHORIZED, "bad credentials\n")
-        return None
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        cp_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1] if ws.request else "?"
-        conn = Csms201Connection(cp_id, ws, self)
-        self.connections[cp_id] = conn
-        self.connects += 1
-        self.changed()
-        try:
-            await conn.start()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            if self.connections.get(cp_id) is conn:
-                del self.connections[cp_id]
-            self.changed()
-
-    # ------------------------------------------------------------ records
-
-    def changed(self) -> None:
-        self._tasks.spawn(self._notify(), "csms201-notify")
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_for(self, predicate: Callable[[], Any], within_s: float = 10.0) -> Any:
-        """Wait until `predicate()` is truthy; returns its value."""
-        async with asyncio.timeout(within_s):
-            async with self._changed:
-                while not (value := predicate()):
-                    await self._changed.wait()
-                return value
+    def _connection(self, cp_id: str, ws: ServerConnection) -> Csms201Connection:
+        return Csms201Connection(cp_id, ws, self)
 
     def token_info(self, id_token: str) -> dict[str, Any]:
         ok = id_token.casefold() in self.accepted_tags
