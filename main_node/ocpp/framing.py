@@ -61,6 +61,7 @@ __all__ = [
     "nesting_depth",
     "on",
     "response_for",
+    "strings_by_key",
     "unknown_action",
     "validate_call",
 ]
@@ -256,20 +257,21 @@ def check_ranges(payload: Any) -> None:
             raise PropertyConstraintViolationError(details={"cause": cause})
 
 
-def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+def strings_by_key(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(field name, text) of every string in a decoded payload; list items take the list's name."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _strings(v, str(k))
+            yield from strings_by_key(v, str(k))
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item, key)
+            yield from strings_by_key(item, key)
     elif isinstance(value, str):
         yield key, value
 
 
 def check_dates(payload: Any) -> None:
     """Each date-time field an RFC 3339 date-time (OCPP 1.6 section 7: dateTime)."""
-    for key, text in _strings(payload):
+    for key, text in strings_by_key(payload):
         if key in _DATE_FIELDS:
             try:
                 parse_iso_time(text)

@@ -21,7 +21,7 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from main_node.ocpp.framing import (
     MAX_ID_LENGTH,
     check_numbers,
     nesting_depth,
+    strings_by_key,
 )
 
 __all__ = [
@@ -197,21 +198,10 @@ def validate(kind: int, action: str, payload: Any) -> None:
     check_dates(payload)
 
 
-def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(v, str(k))
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item, key)
-    elif isinstance(value, str):
-        yield key, value
-
-
 def check_dates(payload: Any) -> None:
     """Each date-time field an RFC 3339 date-time: the schemas name the format, the validator
     does not check it, and no handler should be the first to parse one."""
-    for key, text in _strings(payload):
+    for key, text in strings_by_key(payload):
         if key.endswith(("DateTime", "Timestamp")) or key in _DATE_FIELDS:
             try:
                 parse_datetime(text)
