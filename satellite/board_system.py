@@ -60,7 +60,6 @@ __all__ = [
     "read_log_window",
 ]
 
-log = logging.getLogger(__name__)
 
 # The satellite/main process exits with this code after activate/reset so that its supervisor
 # starts it again (into the newly active slot). EX_TEMPFAIL from sysexits.h.
